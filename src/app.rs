@@ -1,0 +1,362 @@
+//! Runs a command from plain options: the plot of every command.
+//!
+//! Each command connects to the engine, does its work, saves what it
+//! measured after every image (so Ctrl-C or a crash keeps what was done),
+//! and writes its results to stdout only at the end. The work races
+//! Ctrl-C: an interrupt drops the in-flight engine request, which makes the
+//! engine cancel the build, and the command returns [`Interrupted`].
+
+use std::io::Write;
+use std::path::Path;
+use std::time::{Instant, SystemTime};
+
+use anyhow::Context;
+
+use crate::cli::{BuildOptions, Command, Format, MeasureOptions, Options};
+use crate::config::{BuildArgs, Config, Variant};
+use crate::context;
+use crate::dockerfile::{BaseImage, Dockerfile};
+use crate::engine::{BuildRequest, Engine, ImageNotFound};
+use crate::error::{ExitCode, Interrupted};
+use crate::measure::Measurement;
+use crate::progress::Reporter;
+use crate::render;
+use crate::results::{Provenance, Results};
+
+/// Runs the command and returns the exit code it earned.
+pub async fn run(options: Options) -> anyhow::Result<ExitCode> {
+    let config = Config::load(&options.config)?;
+    let reporter = Reporter::new(options.verbosity);
+    if let Some(path) = &config.local_override {
+        tracing::debug!(path = %path.display(), "merged the local override");
+    }
+
+    let work = async {
+        match &options.command {
+            Command::Build(build) => {
+                run_build(&config, build, &reporter).await
+            }
+            Command::Measure(m) => run_measure(&config, m, &reporter).await,
+        }
+    };
+    tokio::select! {
+        result = work => result,
+        _ = tokio::signal::ctrl_c() => {
+            reporter.clear();
+            Err(Interrupted.into())
+        }
+    }
+}
+
+/// One image that a command built.
+struct Built {
+    name: String,
+    tag: String,
+    id: String,
+    seconds: f64,
+}
+
+/// The state a command shares while it works.
+struct Session<'a> {
+    config: &'a Config,
+    engine: Engine,
+    results: Results,
+    provenance: Provenance,
+    reporter: &'a Reporter,
+}
+
+impl<'a> Session<'a> {
+    async fn open(
+        config: &'a Config,
+        reporter: &'a Reporter,
+    ) -> anyhow::Result<Session<'a>> {
+        let engine = Engine::connect().await?;
+        let info = engine.info().await?;
+        let results = Results::load(&config.results)?;
+        let provenance = Provenance {
+            time: humantime::format_rfc3339_seconds(SystemTime::now())
+                .to_string(),
+            engine_version: info.version,
+            git_commit: git_commit(&config.root),
+        };
+        Ok(Session { config, engine, results, provenance, reporter })
+    }
+
+    fn save(&self) -> anyhow::Result<()> {
+        self.results.save(&self.config.results)
+    }
+
+    /// Builds the variants in configuration order, the custom base first
+    /// when any of them needs it.
+    async fn build_all(
+        &mut self,
+        variants: &[&Variant],
+        options: &BuildOptions,
+    ) -> anyhow::Result<Vec<Built>> {
+        let mut built = Vec::new();
+        if let Some(base) = &self.config.base {
+            if variants.iter().any(|v| v.base_arg.is_some()) {
+                let args =
+                    self.config.base_build_args(base, &options.build_args);
+                let spec = Spec {
+                    name: "base",
+                    tag: &base.tag,
+                    context: &base.context,
+                    dockerfile: &base.dockerfile,
+                    target: None,
+                };
+                built.push(self.build_one(&spec, &args, options).await?);
+            }
+        }
+        for variant in variants {
+            let args =
+                self.config.variant_build_args(variant, &options.build_args);
+            let spec = Spec {
+                name: &variant.name,
+                tag: &variant.tag,
+                context: &self.config.context,
+                dockerfile: &variant.dockerfile,
+                target: variant.target.as_deref(),
+            };
+            let image = self.build_one(&spec, &args, options).await?;
+            self.results
+                .record_mut(&variant.name, &image.id, &self.provenance)
+                .build_seconds = Some(image.seconds);
+            self.save()?;
+            built.push(image);
+        }
+        Ok(built)
+    }
+
+    async fn build_one(
+        &self,
+        spec: &Spec<'_>,
+        args: &BuildArgs,
+        options: &BuildOptions,
+    ) -> anyhow::Result<Built> {
+        let dockerfile = Dockerfile::read(spec.dockerfile)?;
+        let args = declared_only(&dockerfile, args, &options.build_args);
+        let context = pack(spec.context, spec.dockerfile).await?;
+        self.reporter.start(&format!(
+            "building {} ({}, context {})",
+            spec.name,
+            spec.tag,
+            render::human_size(context.len)
+        ));
+
+        let started = Instant::now();
+        let request = BuildRequest {
+            context,
+            tag: spec.tag,
+            build_args: &args,
+            target: spec.target,
+            no_cache: options.no_cache,
+        };
+        let id = self
+            .engine
+            .build(spec.name, request, |event| {
+                self.reporter.build_event(spec.name, event)
+            })
+            .await?;
+        let seconds = started.elapsed().as_secs_f64();
+        self.reporter.done(&format!(
+            "built {} in {}",
+            spec.name,
+            render::human_seconds(seconds)
+        ));
+        Ok(Built {
+            name: spec.name.to_string(),
+            tag: spec.tag.to_string(),
+            id,
+            seconds,
+        })
+    }
+
+    /// Measures a variant's image as it is now.
+    async fn measure_variant(
+        &mut self,
+        variant: &Variant,
+        cli_args: &BuildArgs,
+    ) -> anyhow::Result<Measurement> {
+        let facts = self.engine.inspect(&variant.tag).await.map_err(|e| {
+            if e.is::<ImageNotFound>() {
+                e.context(format!(
+                    "variant '{0}' has no image yet: run `imgopt build {0}` \
+                     or measure without --no-build",
+                    variant.name
+                ))
+            } else {
+                e
+            }
+        })?;
+        let mut m =
+            Measurement::from_facts(&variant.name, &variant.tag, &facts);
+
+        let args = self.config.variant_build_args(variant, cli_args);
+        let dockerfile = Dockerfile::read(&variant.dockerfile)?;
+        if let BaseImage::Image(base) =
+            dockerfile.base_image(&args, variant.target.as_deref())?
+        {
+            m.base_image_id = self.engine.image_id(&base).await?;
+            m.base_image = Some(base);
+        } else {
+            m.base_image = Some("scratch".into());
+        }
+
+        let record = self.results.record_mut(
+            &variant.name,
+            &m.image_id,
+            &self.provenance,
+        );
+        m.build_seconds = record.build_seconds;
+        record.measurement = Some(m.clone());
+        self.save()?;
+        Ok(m)
+    }
+
+    /// Measures any local image; figures saved earlier for the same image
+    /// (its build time and base) are attached.
+    async fn measure_image(
+        &mut self,
+        reference: &str,
+    ) -> anyhow::Result<Measurement> {
+        let facts = self.engine.inspect(reference).await?;
+        let mut m = Measurement::from_facts(reference, reference, &facts);
+        if let Some(record) = self.results.by_image_id(&m.image_id) {
+            m.build_seconds = record.build_seconds;
+            if let Some(earlier) = &record.measurement {
+                m.base_image.clone_from(&earlier.base_image);
+                m.base_image_id.clone_from(&earlier.base_image_id);
+            }
+        }
+        let record =
+            self.results.record_mut(reference, &m.image_id, &self.provenance);
+        record.measurement = Some(m.clone());
+        self.save()?;
+        Ok(m)
+    }
+}
+
+/// What to build, wherever it comes from: a variant or the custom base.
+struct Spec<'a> {
+    name: &'a str,
+    tag: &'a str,
+    context: &'a Path,
+    dockerfile: &'a Path,
+    target: Option<&'a str>,
+}
+
+async fn run_build(
+    config: &Config,
+    options: &BuildOptions,
+    reporter: &Reporter,
+) -> anyhow::Result<ExitCode> {
+    let variants = config.select(&options.variants)?;
+    let mut session = Session::open(config, reporter).await?;
+
+    let built = session.build_all(&variants, options).await?;
+
+    reporter.clear();
+    print(&render::build_table(
+        &built
+            .iter()
+            .map(|b| {
+                (b.name.as_str(), b.tag.as_str(), b.id.as_str(), b.seconds)
+            })
+            .collect::<Vec<_>>(),
+    ))?;
+    Ok(ExitCode::Success)
+}
+
+async fn run_measure(
+    config: &Config,
+    options: &MeasureOptions,
+    reporter: &Reporter,
+) -> anyhow::Result<ExitCode> {
+    let variants = if options.images.is_empty() {
+        config.select(&options.build.variants)?
+    } else {
+        Vec::new()
+    };
+    let mut session = Session::open(config, reporter).await?;
+    let info = session.engine.info().await?;
+
+    if options.build_first && !variants.is_empty() {
+        session.build_all(&variants, &options.build).await?;
+    }
+    let mut measured = Vec::new();
+    for variant in &variants {
+        measured.push(
+            session
+                .measure_variant(variant, &options.build.build_args)
+                .await?,
+        );
+    }
+    for reference in &options.images {
+        measured.push(session.measure_image(reference).await?);
+    }
+
+    let baseline = measured
+        .iter()
+        .find(|m| config.baseline().is_some_and(|b| b.name == m.name))
+        .or(measured.first());
+    reporter.clear();
+    print(&match options.format {
+        Format::Table => render::measurement_table(&measured, baseline),
+        Format::Json => render::measurement_json(&info, &measured, baseline),
+    })?;
+    Ok(ExitCode::Success)
+}
+
+/// Packs a build context off the async runtime, so Ctrl-C is still heard
+/// while a large context is read.
+async fn pack(
+    root: &Path,
+    dockerfile: &Path,
+) -> anyhow::Result<context::ContextTar> {
+    let (root, dockerfile) = (root.to_path_buf(), dockerfile.to_path_buf());
+    tokio::task::spawn_blocking(move || {
+        context::pack_context(&root, &dockerfile)
+    })
+    .await
+    .context("packing the build context stopped unexpectedly")?
+}
+
+/// The build arguments to send: the project's only where the Dockerfile
+/// declares them (the engine warns about the others), the command line's
+/// always, as `docker build` would.
+fn declared_only(
+    dockerfile: &Dockerfile,
+    args: &BuildArgs,
+    cli: &BuildArgs,
+) -> BuildArgs {
+    let declared = dockerfile.declared_args();
+    args.iter()
+        .filter(|(k, _)| declared.contains(*k) || cli.contains_key(*k))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+/// The checked-out commit, if the project is a git checkout.
+fn git_commit(root: &Path) -> Option<String> {
+    let output = std::process::Command::new("git")
+        .arg("-C")
+        .arg(root)
+        .args(["rev-parse", "HEAD"])
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    output
+        .status
+        .success()
+        .then(|| String::from_utf8_lossy(&output.stdout).trim().to_string())
+}
+
+/// Writes results to stdout; a closed pipe surfaces as an error that the
+/// binary treats as success.
+fn print(text: &str) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())?;
+    out.flush()?;
+    Ok(())
+}

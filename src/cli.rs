@@ -1,0 +1,262 @@
+//! The command line, and its one-way translation into plain options.
+//!
+//! clap ends here: [`parse`] turns the arguments into [`Options`], and the
+//! rest of imgopt never sees clap. Usage errors exit 2, like every other
+//! error that stops imgopt from doing its job.
+
+use std::path::PathBuf;
+
+use anyhow::bail;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::config::{BuildArgs, CONFIG_FILE};
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0    done; everything under test passed
+  1    the thing under test failed (a build, a budget, a health check)
+  2    imgopt could not do its job (engine, configuration, arguments)
+  130  interrupted (Ctrl-C)";
+
+/// Build, measure and compare Docker images of a Node.js service.
+#[derive(Debug, Parser)]
+#[command(name = "imgopt", version, after_help = EXIT_CODES)]
+struct Cli {
+    /// More output on stderr: -v adds build logs, -vv debug tracing.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+
+    /// The project configuration file.
+    #[arg(
+        long,
+        global = true,
+        env = "IMGOPT_CONFIG",
+        default_value = CONFIG_FILE,
+        value_name = "FILE"
+    )]
+    config: PathBuf,
+
+    #[command(subcommand)]
+    command: CliCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum CliCommand {
+    /// Build image variants (all of them when none is named).
+    #[command(after_help = EXIT_CODES)]
+    Build(BuildCli),
+    /// Build and measure image variants, or measure any local image.
+    #[command(after_help = EXIT_CODES)]
+    Measure(MeasureCli),
+}
+
+#[derive(Debug, Args)]
+struct BuildCli {
+    /// Variants to build, by name; all when none is given.
+    #[arg(value_name = "VARIANT")]
+    variants: Vec<String>,
+
+    /// Set a build-time variable, like `docker build --build-arg`; a bare
+    /// KEY takes its value from the environment.
+    #[arg(long = "build-arg", value_name = "KEY=VALUE")]
+    build_args: Vec<String>,
+
+    /// Do not use the engine's layer cache.
+    #[arg(long)]
+    no_cache: bool,
+}
+
+#[derive(Debug, Args)]
+struct MeasureCli {
+    #[command(flatten)]
+    build: BuildCli,
+
+    /// Measure the images as they are, without building them first.
+    #[arg(long)]
+    no_build: bool,
+
+    /// Measure a local image by reference or ID instead of the variants
+    /// (repeatable); nothing is built.
+    #[arg(long = "image", value_name = "REF", conflicts_with_all = ["variants", "no_build", "no_cache", "build_args"])]
+    images: Vec<String>,
+
+    /// Output format on stdout.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
+}
+
+/// How results are printed on stdout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// A table for people.
+    Table,
+    /// A JSON document for scripts (format version 1).
+    Json,
+}
+
+/// Everything the command line asked for, as plain data.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Options {
+    /// How many `-v` flags were given.
+    pub verbosity: u8,
+    /// The configuration file.
+    pub config: PathBuf,
+    /// The command to run.
+    pub command: Command,
+}
+
+/// The command to run, with its options.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    /// `imgopt build`.
+    Build(BuildOptions),
+    /// `imgopt measure`.
+    Measure(MeasureOptions),
+}
+
+/// Which variants to build, and how.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct BuildOptions {
+    /// Variant names; empty means all.
+    pub variants: Vec<String>,
+    /// Build arguments from the command line; they win over the config's.
+    pub build_args: BuildArgs,
+    /// Build without the layer cache.
+    pub no_cache: bool,
+}
+
+/// What to measure.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MeasureOptions {
+    /// The variants to measure, and how to build them first.
+    pub build: BuildOptions,
+    /// Whether to build the variants before measuring them.
+    pub build_first: bool,
+    /// Local images to measure instead of the variants.
+    pub images: Vec<String>,
+    /// The output format.
+    pub format: Format,
+}
+
+/// Parses the process's arguments; usage errors print and exit 2.
+pub fn parse() -> anyhow::Result<Options> {
+    Cli::parse().into_options()
+}
+
+/// Parses the given arguments (the first is the program name).
+pub fn parse_from<I, T>(args: I) -> anyhow::Result<Options>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    Cli::try_parse_from(args)?.into_options()
+}
+
+impl Cli {
+    fn into_options(self) -> anyhow::Result<Options> {
+        let command = match self.command {
+            CliCommand::Build(build) => Command::Build(build.into_options()?),
+            CliCommand::Measure(m) => Command::Measure(MeasureOptions {
+                build: m.build.into_options()?,
+                build_first: !m.no_build,
+                images: m.images,
+                format: m.format,
+            }),
+        };
+        Ok(Options { verbosity: self.verbose, config: self.config, command })
+    }
+}
+
+impl BuildCli {
+    fn into_options(self) -> anyhow::Result<BuildOptions> {
+        let mut build_args = BuildArgs::new();
+        for arg in &self.build_args {
+            if let Some((key, value)) = parse_build_arg(arg)? {
+                build_args.insert(key, value);
+            }
+        }
+        Ok(BuildOptions {
+            variants: self.variants,
+            build_args,
+            no_cache: self.no_cache,
+        })
+    }
+}
+
+/// Reads `KEY=VALUE`, or a bare `KEY` from the environment as
+/// `docker build` does (skipped when the variable is unset).
+fn parse_build_arg(arg: &str) -> anyhow::Result<Option<(String, String)>> {
+    let (key, value) = match arg.split_once('=') {
+        Some((key, value)) => (key, Some(value.to_string())),
+        None => (arg, std::env::var(arg).ok()),
+    };
+    if key.is_empty() || key.chars().any(char::is_whitespace) {
+        bail!("invalid --build-arg '{arg}': expected KEY=VALUE");
+    }
+    Ok(value.map(|v| (key.to_string(), v)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn measure(args: &[&str]) -> anyhow::Result<MeasureOptions> {
+        let argv = ["imgopt", "measure"].iter().chain(args);
+        match parse_from(argv)?.command {
+            Command::Measure(m) => Ok(m),
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn build_args_repeat_and_the_last_one_wins() {
+        let m = measure(&[
+            "--build-arg",
+            "A=1",
+            "--build-arg",
+            "B=x=y",
+            "--build-arg",
+            "A=2",
+        ])
+        .unwrap();
+
+        assert_eq!(m.build.build_args["A"], "2");
+        assert_eq!(m.build.build_args["B"], "x=y");
+    }
+
+    #[test]
+    fn a_bare_build_arg_reads_the_environment_and_skips_when_unset() {
+        let m = measure(&["--build-arg", "IMGOPT_TEST_SURELY_UNSET"]).unwrap();
+
+        assert!(m.build.build_args.is_empty());
+    }
+
+    #[test]
+    fn a_build_arg_without_a_name_is_refused() {
+        let err = measure(&["--build-arg", "=1"]).unwrap_err();
+
+        assert!(err.to_string().contains("expected KEY=VALUE"), "{err}");
+    }
+
+    #[test]
+    fn image_mode_cannot_be_mixed_with_variants() {
+        assert!(measure(&["--image", "x:1", "week2"]).is_err());
+        assert!(measure(&["--image", "x:1", "--no-build"]).is_err());
+    }
+
+    #[test]
+    fn measure_builds_first_unless_told_not_to() {
+        assert!(measure(&[]).unwrap().build_first);
+        assert!(!measure(&["--no-build"]).unwrap().build_first);
+    }
+
+    #[test]
+    fn global_flags_work_after_the_subcommand() {
+        let options =
+            parse_from(["imgopt", "build", "-vv", "--config", "x.toml"])
+                .unwrap();
+
+        assert_eq!(options.verbosity, 2);
+        assert_eq!(options.config, PathBuf::from("x.toml"));
+    }
+}
