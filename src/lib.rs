@@ -18,3 +18,4 @@ pub mod measure;
 pub mod progress;
 pub mod render;
 pub mod results;
+pub mod stats;

@@ -33,6 +33,7 @@ use anyhow::{bail, Context};
 use serde::{Deserialize, Serialize};
 
 use crate::measure::Measurement;
+use crate::stats::Summary;
 
 /// The format version this build of imgopt reads and writes.
 pub const FORMAT_VERSION: u32 = 1;
@@ -61,6 +62,10 @@ pub struct Record {
     pub build_seconds: Option<f64>,
     /// The image measurement, once `measure` ran.
     pub measurement: Option<Measurement>,
+    /// Time from container start to a healthy `/health`, once `verify`
+    /// ran.
+    #[serde(default)]
+    pub startup: Option<Summary>,
 }
 
 /// Where and when a record is written.
@@ -72,6 +77,21 @@ pub struct Provenance {
     pub engine_version: String,
     /// The checked-out commit.
     pub git_commit: Option<String>,
+}
+
+impl Record {
+    /// An empty record for an image.
+    pub fn new(image_id: &str) -> Record {
+        Record {
+            image_id: image_id.to_string(),
+            measured_at: String::new(),
+            engine_version: String::new(),
+            git_commit: None,
+            build_seconds: None,
+            measurement: None,
+            startup: None,
+        }
+    }
 }
 
 impl Results {
@@ -119,24 +139,12 @@ impl Results {
         image_id: &str,
         provenance: &Provenance,
     ) -> &mut Record {
-        let record =
-            self.records.entry(name.to_string()).or_insert_with(|| Record {
-                image_id: image_id.to_string(),
-                measured_at: String::new(),
-                engine_version: String::new(),
-                git_commit: None,
-                build_seconds: None,
-                measurement: None,
-            });
+        let record = self
+            .records
+            .entry(name.to_string())
+            .or_insert_with(|| Record::new(image_id));
         if record.image_id != image_id {
-            *record = Record {
-                image_id: image_id.to_string(),
-                measured_at: String::new(),
-                engine_version: String::new(),
-                git_commit: None,
-                build_seconds: None,
-                measurement: None,
-            };
+            *record = Record::new(image_id);
         }
         record.measured_at = provenance.time.clone();
         record.engine_version = provenance.engine_version.clone();

@@ -134,8 +134,19 @@ impl<'a> Session<'a> {
         args: &BuildArgs,
         options: &BuildOptions,
     ) -> anyhow::Result<Built> {
-        let dockerfile = Dockerfile::read(spec.dockerfile)?;
-        let args = declared_only(&dockerfile, args, &options.build_args);
+        // The engine is the judge of a Dockerfile: one that our parser
+        // refuses is still sent, with every argument, so the user sees
+        // the engine's verdict as a failed build.
+        let args = match Dockerfile::read(spec.dockerfile) {
+            Ok(dockerfile) => {
+                declared_only(&dockerfile, args, &options.build_args)
+            }
+            Err(error) if spec.dockerfile.is_file() => {
+                tracing::debug!("{error:#}; sending every build argument");
+                args.clone()
+            }
+            Err(error) => return Err(error),
+        };
         let context = pack(spec.context, spec.dockerfile).await?;
         self.reporter.start(&format!(
             "building {} ({}, context {})",
