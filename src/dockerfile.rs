@@ -631,7 +631,7 @@ impl Lexer<'_> {
 
     fn lookup(&mut self, name: &str) -> Option<String> {
         let value = self.scope.and_then(|scope| scope.get(name)).cloned();
-        if value.as_deref().map_or(true, str::is_empty) {
+        if value.as_deref().is_none_or(str::is_empty) {
             self.empty_vars.push(name.to_string());
         }
         value
