@@ -16,7 +16,7 @@ use crate::cli::{BuildOptions, Command, Format, MeasureOptions, Options};
 use crate::config::{BuildArgs, Config, Variant};
 use crate::context;
 use crate::dockerfile::{BaseImage, Dockerfile};
-use crate::engine::{BuildRequest, Engine, ImageNotFound};
+use crate::engine::{BuildRequest, Engine, EngineInfo, ImageNotFound};
 use crate::error::{ExitCode, Interrupted};
 use crate::measure::Measurement;
 use crate::progress::Reporter;
@@ -60,6 +60,7 @@ struct Built {
 struct Session<'a> {
     config: &'a Config,
     engine: Engine,
+    info: EngineInfo,
     results: Results,
     provenance: Provenance,
     reporter: &'a Reporter,
@@ -76,10 +77,10 @@ impl<'a> Session<'a> {
         let provenance = Provenance {
             time: humantime::format_rfc3339_seconds(SystemTime::now())
                 .to_string(),
-            engine_version: info.version,
+            engine_version: info.version.clone(),
             git_commit: git_commit(&config.root),
         };
-        Ok(Session { config, engine, results, provenance, reporter })
+        Ok(Session { config, engine, info, results, provenance, reporter })
     }
 
     fn save(&self) -> anyhow::Result<()> {
@@ -290,7 +291,6 @@ async fn run_measure(
         Vec::new()
     };
     let mut session = Session::open(config, reporter).await?;
-    let info = session.engine.info().await?;
 
     if options.build_first && !variants.is_empty() {
         session.build_all(&variants, &options.build).await?;
@@ -314,7 +314,9 @@ async fn run_measure(
     reporter.clear();
     print(&match options.format {
         Format::Table => render::measurement_table(&measured, baseline),
-        Format::Json => render::measurement_json(&info, &measured, baseline),
+        Format::Json => {
+            render::measurement_json(&session.info, &measured, baseline)
+        }
     })?;
     Ok(ExitCode::Success)
 }
