@@ -47,10 +47,15 @@ fn draw(
         .margin(20)
         .x_label_area_size(40)
         .y_label_area_size(70)
-        .build_cartesian_2d((0..n).into_segmented(), 0.0..top * 1.15)?;
+        // A segmented range `0..k` has k + 1 segments.
+        .build_cartesian_2d(
+            (0..n.saturating_sub(1)).into_segmented(),
+            0.0..top * 1.15,
+        )?;
     chart
         .configure_mesh()
         .disable_x_mesh()
+        .light_line_style(WHITE)
         .y_desc("Size (MB)")
         .y_label_formatter(&|v| format!("{v:.0}"))
         .x_label_formatter(&|x| match x {

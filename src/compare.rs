@@ -14,7 +14,7 @@ use serde::Serialize;
 use crate::baseline::{Baseline, Entry};
 use crate::config::{Budgets, Limits};
 use crate::measure::{percent_change, Measurement};
-use crate::render::{human_seconds, human_size, signed_percent};
+use crate::render::{human_size, signed_percent};
 use crate::stats::Summary;
 
 /// The version of the `compare --format json` document.
@@ -360,8 +360,8 @@ fn table(header: &[&str], right: &[usize]) -> Table {
 /// single figure for one run.
 fn timing(summary: Option<&Summary>) -> (String, String) {
     match summary {
-        None => ("-".into(), "-".into()),
-        Some(s) if s.runs == 1 => (human_seconds(s.mean), String::new()),
+        None => ("-".into(), String::new()),
+        Some(s) if s.runs == 1 => (s.display(), String::new()),
         Some(s) => (
             s.display(),
             format!("{:.3} s … {:.3} s ({} runs)", s.min, s.max, s.runs),
