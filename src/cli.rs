@@ -18,6 +18,21 @@ Exit codes:
   2    imgopt could not do its job (engine, configuration, arguments)
   130  interrupted (Ctrl-C)";
 
+const COMPARE_EXIT_CODES: &str = "\
+Exit codes:
+  0    every budget passed (or none is set)
+  1    a budget failed, or a variant failed to build
+  2    imgopt could not do its job: no engine, bad configuration, or no
+       baseline file (create it with `imgopt compare --update-baseline`)
+  130  interrupted (Ctrl-C)";
+
+const REPORT_EXIT_CODES: &str = "\
+Exit codes:
+  0    the report was printed or written
+  2    no results to report, or the file to update lacks exactly one pair
+       of markers <!-- imgopt:report:start --> / <!-- imgopt:report:end -->
+       (nothing is written then)";
+
 /// Build, measure and compare Docker images of a Node.js service.
 #[derive(Debug, Parser)]
 #[command(name = "imgopt", version, after_help = EXIT_CODES)]
@@ -48,6 +63,70 @@ enum CliCommand {
     /// Build and measure image variants, or measure any local image.
     #[command(after_help = EXIT_CODES)]
     Measure(MeasureCli),
+    /// Build and measure the variants, compare them with the baseline
+    /// variant and the committed baseline file, and check the budgets.
+    #[command(after_help = COMPARE_EXIT_CODES)]
+    Compare(CompareCli),
+    /// Show the saved results as a table, Markdown or JSON, or rewrite a
+    /// README's report block and chart; needs no engine.
+    #[command(after_help = REPORT_EXIT_CODES)]
+    Report(ReportCli),
+}
+
+#[derive(Debug, Args)]
+struct CompareCli {
+    #[command(flatten)]
+    build: BuildCli,
+
+    /// Compare the images as they are, without building them first.
+    #[arg(long, conflicts_with_all = ["runs", "no_cache", "build_args"])]
+    no_build: bool,
+
+    /// Build each variant N times and report the build time's mean ±
+    /// standard deviation, min and max (add --no-cache for cold builds).
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
+    runs: u32,
+
+    /// Write the measured figures to the baseline file (after a
+    /// successful measurement), accepting any growth.
+    #[arg(long)]
+    update_baseline: bool,
+
+    /// Output format on stdout.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
+}
+
+#[derive(Debug, Args)]
+struct ReportCli {
+    /// Output format on stdout.
+    #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
+    format: ReportFormat,
+
+    /// Rewrite the block between <!-- imgopt:report:start --> and
+    /// <!-- imgopt:report:end --> in FILE with the Markdown table, and
+    /// write the chart beside it (docs/sizes.svg); prints nothing.
+    #[arg(long, value_name = "FILE")]
+    update: Option<PathBuf>,
+
+    /// Write the SVG size chart to FILE.
+    #[arg(long, value_name = "FILE", conflicts_with = "no_chart")]
+    chart: Option<PathBuf>,
+
+    /// With --update, do not write or link the chart.
+    #[arg(long)]
+    no_chart: bool,
+}
+
+/// How `imgopt report` prints the saved results.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    /// A table for people.
+    Table,
+    /// A Markdown table, e.g. for a README.
+    Markdown,
+    /// A JSON document for scripts (format version 1).
+    Json,
 }
 
 #[derive(Debug, Args)]
@@ -112,6 +191,37 @@ pub enum Command {
     Build(BuildOptions),
     /// `imgopt measure`.
     Measure(MeasureOptions),
+    /// `imgopt compare`.
+    Compare(CompareOptions),
+    /// `imgopt report`.
+    Report(ReportOptions),
+}
+
+/// What to compare, and how.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CompareOptions {
+    /// The variants (the baseline variant is always added), and how to
+    /// build them.
+    pub build: BuildOptions,
+    /// Whether to build the variants before measuring them.
+    pub build_first: bool,
+    /// How many times to build each variant.
+    pub runs: u32,
+    /// Whether to write the baseline file from this measurement.
+    pub update_baseline: bool,
+    /// The output format.
+    pub format: Format,
+}
+
+/// What to report, and where.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReportOptions {
+    /// The output format on stdout (unused with `update`).
+    pub format: ReportFormat,
+    /// The file whose marked block to rewrite.
+    pub update: Option<PathBuf>,
+    /// Where to write the SVG chart, if anywhere.
+    pub chart: Option<PathBuf>,
 }
 
 /// Which variants to build, and how.
@@ -162,8 +272,37 @@ impl Cli {
                 images: m.images,
                 format: m.format,
             }),
+            CliCommand::Compare(c) => Command::Compare(CompareOptions {
+                build: c.build.into_options()?,
+                build_first: !c.no_build,
+                runs: c.runs,
+                update_baseline: c.update_baseline,
+                format: c.format,
+            }),
+            CliCommand::Report(r) => Command::Report(r.into_options()),
         };
         Ok(Options { verbosity: self.verbose, config: self.config, command })
+    }
+}
+
+/// Where the chart goes when `--update` is given without `--chart`,
+/// relative to the updated file's directory.
+pub const DEFAULT_CHART: &str = "docs/sizes.svg";
+
+impl ReportCli {
+    fn into_options(self) -> ReportOptions {
+        let chart = match (&self.chart, &self.update) {
+            _ if self.no_chart => None,
+            (Some(chart), _) => Some(chart.clone()),
+            (None, Some(update)) => Some(
+                update
+                    .parent()
+                    .unwrap_or(std::path::Path::new(""))
+                    .join(DEFAULT_CHART),
+            ),
+            (None, None) => None,
+        };
+        ReportOptions { format: self.format, update: self.update, chart }
     }
 }
 
@@ -248,6 +387,45 @@ mod tests {
     fn measure_builds_first_unless_told_not_to() {
         assert!(measure(&[]).unwrap().build_first);
         assert!(!measure(&["--no-build"]).unwrap().build_first);
+    }
+
+    #[test]
+    fn compare_times_one_build_unless_asked_for_more() {
+        let parse = |args: &[&str]| {
+            let argv = ["imgopt", "compare"].iter().chain(args);
+            match parse_from(argv).map(|o| o.command) {
+                Ok(Command::Compare(c)) => Ok(c),
+                Ok(other) => panic!("parsed as {other:?}"),
+                Err(e) => Err(e),
+            }
+        };
+
+        assert_eq!(parse(&[]).unwrap().runs, 1);
+        assert_eq!(parse(&["--runs", "5"]).unwrap().runs, 5);
+        assert!(parse(&["--runs", "0"]).is_err());
+        assert!(parse(&["--runs", "3", "--no-build"]).is_err());
+    }
+
+    #[test]
+    fn report_update_puts_the_chart_beside_the_updated_file() {
+        let parse = |args: &[&str]| {
+            let argv = ["imgopt", "report"].iter().chain(args);
+            match parse_from(argv).unwrap().command {
+                Command::Report(r) => r,
+                other => panic!("parsed as {other:?}"),
+            }
+        };
+
+        let beside = parse(&["--update", "site/README.md"]);
+        let none = parse(&["--update", "README.md", "--no-chart"]);
+        let plain = parse(&["--format", "markdown"]);
+
+        assert_eq!(beside.chart, Some(PathBuf::from("site/docs/sizes.svg")));
+        assert_eq!(none.chart, None);
+        assert_eq!(
+            (plain.chart, plain.format),
+            (None, ReportFormat::Markdown)
+        );
     }
 
     #[test]

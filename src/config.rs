@@ -41,6 +41,64 @@ pub struct Config {
     pub results: PathBuf,
     /// The local override that was merged in, if there was one.
     pub local_override: Option<PathBuf>,
+    /// The committed baseline file that `compare` checks growth against.
+    pub baseline_file: PathBuf,
+    /// The limits `compare` enforces; empty when the file sets none.
+    pub budgets: Budgets,
+}
+
+/// The budgets of `[budgets]`: project-wide limits, and per-variant
+/// limits that replace them field by field.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Budgets {
+    /// Limits for every variant.
+    pub defaults: Limits,
+    /// Limits of one variant, by name, over the defaults.
+    pub variants: BTreeMap<String, Limits>,
+}
+
+/// One set of limits; each is optional and unset means unchecked.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// The smallest reduction in size against the baseline variant, in
+    /// percent (the baseline variant itself is exempt).
+    pub min_reduction_percent: Option<f64>,
+    /// The largest growth against the baseline file, in percent.
+    pub max_growth_percent: Option<f64>,
+    /// The largest growth against the baseline file, in bytes.
+    pub max_growth_bytes: Option<u64>,
+    /// The most layers the image may have.
+    pub max_layers: Option<usize>,
+    /// The largest the image may be, in bytes.
+    pub max_size_bytes: Option<u64>,
+}
+
+impl Limits {
+    /// These limits with every limit `over` sets replacing ours.
+    pub fn overlaid(self, over: &Limits) -> Limits {
+        Limits {
+            min_reduction_percent: over
+                .min_reduction_percent
+                .or(self.min_reduction_percent),
+            max_growth_percent: over
+                .max_growth_percent
+                .or(self.max_growth_percent),
+            max_growth_bytes: over.max_growth_bytes.or(self.max_growth_bytes),
+            max_layers: over.max_layers.or(self.max_layers),
+            max_size_bytes: over.max_size_bytes.or(self.max_size_bytes),
+        }
+    }
+}
+
+impl Budgets {
+    /// The limits that apply to a variant.
+    pub fn for_variant(&self, name: &str) -> Limits {
+        match self.variants.get(name) {
+            Some(own) => self.defaults.overlaid(own),
+            None => self.defaults,
+        }
+    }
 }
 
 /// The custom base image that some variants build on.
@@ -108,6 +166,25 @@ struct RawConfig {
     base: Option<RawBase>,
     #[serde(default, rename = "variant")]
     variants: Vec<RawVariant>,
+    #[serde(default = "default_baseline_file")]
+    baseline_file: PathBuf,
+    #[serde(default)]
+    budgets: RawBudgets,
+}
+
+/// `[budgets]`: the same fields as [`Limits`], plus per-variant tables.
+/// Spelled out rather than flattened, because serde's `flatten` and
+/// `deny_unknown_fields` do not work together.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBudgets {
+    min_reduction_percent: Option<f64>,
+    max_growth_percent: Option<f64>,
+    max_growth_bytes: Option<u64>,
+    max_layers: Option<usize>,
+    max_size_bytes: Option<u64>,
+    #[serde(default)]
+    variant: BTreeMap<String, Limits>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -150,6 +227,13 @@ fn default_context() -> PathBuf {
 fn default_results() -> PathBuf {
     PathBuf::from(".imgopt/results.json")
 }
+
+fn default_baseline_file() -> PathBuf {
+    PathBuf::from(BASELINE_FILE)
+}
+
+/// The committed baseline file's default name, at the project root.
+pub const BASELINE_FILE: &str = "imgopt-baseline.json";
 
 impl Config {
     /// Loads the configuration at `path` and the local override beside it.
@@ -209,6 +293,16 @@ impl Config {
                 build_args: b.build_args,
             }
         });
+        let budgets = Budgets {
+            defaults: Limits {
+                min_reduction_percent: raw.budgets.min_reduction_percent,
+                max_growth_percent: raw.budgets.max_growth_percent,
+                max_growth_bytes: raw.budgets.max_growth_bytes,
+                max_layers: raw.budgets.max_layers,
+                max_size_bytes: raw.budgets.max_size_bytes,
+            },
+            variants: raw.budgets.variant,
+        };
         let any_baseline = raw.variants.iter().any(|v| v.baseline);
         let variants = raw
             .variants
@@ -229,6 +323,8 @@ impl Config {
         Ok(Config {
             context: root.join(raw.context),
             results: root.join(raw.results),
+            baseline_file: root.join(raw.baseline_file),
+            budgets,
             root: root.to_path_buf(),
             build_args,
             base,
@@ -327,6 +423,34 @@ fn validate(raw: &RawConfig) -> anyhow::Result<()> {
     let baselines = raw.variants.iter().filter(|v| v.baseline).count();
     if baselines > 1 {
         bail!("{baselines} variants are marked baseline; mark one");
+    }
+    validate_budgets(raw)
+}
+
+fn validate_budgets(raw: &RawConfig) -> anyhow::Result<()> {
+    let b = &raw.budgets;
+    let mut sets = vec![(
+        "[budgets]".to_string(),
+        b.min_reduction_percent,
+        b.max_growth_percent,
+    )];
+    for (name, limits) in &b.variant {
+        if !raw.variants.iter().any(|v| &v.name == name) {
+            bail!("[budgets.variant.{name}] names no variant");
+        }
+        sets.push((
+            format!("[budgets.variant.{name}]"),
+            limits.min_reduction_percent,
+            limits.max_growth_percent,
+        ));
+    }
+    for (table, reduction, growth) in sets {
+        if reduction.is_some_and(|p| !(0.0..=100.0).contains(&p)) {
+            bail!("{table} min_reduction_percent must be 0 to 100");
+        }
+        if growth.is_some_and(|p| !(p >= 0.0 && p.is_finite())) {
+            bail!("{table} max_growth_percent must be 0 or more");
+        }
     }
     Ok(())
 }
@@ -444,6 +568,54 @@ mod tests {
             .collect();
 
         assert_eq!(names, ["week2", "custom-base"]);
+    }
+
+    #[test]
+    fn variant_budgets_replace_the_project_ones_field_by_field() {
+        let text = format!(
+            "{SAMPLE}\n[budgets]\nmin_reduction_percent = 60\n\
+             max_layers = 20\n\n[budgets.variant.custom-base]\n\
+             max_layers = 8\nmax_size_bytes = 120_000_000\n"
+        );
+
+        let config = parse(&text).unwrap();
+        let own = config.budgets.for_variant("custom-base");
+        let other = config.budgets.for_variant("week2");
+
+        assert_eq!(own.max_layers, Some(8));
+        assert_eq!(own.min_reduction_percent, Some(60.0));
+        assert_eq!(own.max_size_bytes, Some(120_000_000));
+        assert_eq!(other.max_layers, Some(20));
+        assert_eq!(other.max_size_bytes, None);
+    }
+
+    #[test]
+    fn no_budgets_table_means_nothing_is_checked() {
+        let config = parse(SAMPLE).unwrap();
+
+        assert_eq!(config.budgets.for_variant("week2"), Limits::default());
+        assert_eq!(
+            config.baseline_file,
+            Path::new("/repo/imgopt-baseline.json")
+        );
+    }
+
+    #[test]
+    fn mistakes_in_the_budgets_are_reported() {
+        let cases = [
+            ("[budgets]\nmax_size = 1\n", "unknown field"),
+            ("[budgets.variant.slim]\nmax_layers = 1\n", "names no variant"),
+            ("[budgets.variant.week2]\nmax_layer = 1\n", "unknown field"),
+            ("[budgets]\nmin_reduction_percent = 160\n", "0 to 100"),
+            ("[budgets]\nmax_growth_percent = -1\n", "0 or more"),
+            ("[budgets]\nmax_layers = -1\n", "invalid value"),
+        ];
+
+        for (extra, expected) in cases {
+            let text = format!("{SAMPLE}\n{extra}");
+            let err = format!("{:#}", parse(&text).unwrap_err());
+            assert!(err.contains(expected), "{extra:?} gave {err}");
+        }
     }
 
     #[test]

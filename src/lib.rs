@@ -8,14 +8,20 @@
 //! tested without an engine.
 
 pub mod app;
+pub mod baseline;
+pub mod chart;
 pub mod cli;
+pub mod compare;
 pub mod config;
 pub mod context;
 pub mod dockerfile;
 pub mod engine;
 pub mod error;
+pub mod fsutil;
+pub mod markers;
 pub mod measure;
 pub mod progress;
 pub mod render;
+pub mod report;
 pub mod results;
 pub mod stats;

@@ -37,6 +37,14 @@ pub struct Measurement {
     pub healthcheck: bool,
     /// The value of `NODE_ENV` in its environment.
     pub node_env: Option<String>,
+    /// How many of its layers are the base image's: set when the base's
+    /// `RootFS` layers are a prefix of this image's.
+    #[serde(default)]
+    pub base_layers: Option<usize>,
+    /// The bytes those base layers hold (the base image's size); the rest
+    /// of `size_bytes` is what the Dockerfile added.
+    #[serde(default)]
+    pub base_size_bytes: Option<u64>,
 }
 
 impl Measurement {
@@ -55,7 +63,31 @@ impl Measurement {
             user: effective_user(&facts.user),
             healthcheck: facts.healthcheck.is_some(),
             node_env: env_value(&facts.env, "NODE_ENV"),
+            base_layers: None,
+            base_size_bytes: None,
         }
+    }
+
+    /// Splits the image into its base's layers and the Dockerfile's, when
+    /// the base's layers are a prefix of the image's own. A base that was
+    /// rebuilt or re-tagged since the image was built shares no prefix,
+    /// and the split stays unknown rather than wrong.
+    pub fn attribute_base(&mut self, own: &ImageFacts, base: &ImageFacts) {
+        let shared = !base.layers.is_empty()
+            && own.layers.len() >= base.layers.len()
+            && own.layers.starts_with(&base.layers);
+        if shared {
+            self.base_layers = Some(base.layers.len());
+            self.base_size_bytes = Some(base.size.min(own.size));
+        } else {
+            self.base_layers = None;
+            self.base_size_bytes = None;
+        }
+    }
+
+    /// The bytes the Dockerfile added on top of its base, when known.
+    pub fn added_bytes(&self) -> Option<u64> {
+        self.base_size_bytes.map(|b| self.size_bytes.saturating_sub(b))
     }
 
     /// Whether the image runs its process as root.
@@ -142,6 +174,25 @@ mod tests {
         let mut f = facts();
         f.env.clear();
         assert_eq!(Measurement::from_facts("v", "a", &f).node_env, None);
+    }
+
+    #[test]
+    fn base_layers_are_counted_only_when_they_prefix_the_image() {
+        let own = facts();
+        let base = ImageFacts {
+            size: 600,
+            layers: vec!["sha256:1".into()],
+            ..ImageFacts::default()
+        };
+        let mut m = Measurement::from_facts("v", "app:v", &own);
+
+        m.attribute_base(&own, &base);
+        assert_eq!(m.base_layers, Some(1));
+        assert_eq!(m.added_bytes(), Some(400));
+
+        let rebuilt = ImageFacts { layers: vec!["sha256:9".into()], ..base };
+        m.attribute_base(&own, &rebuilt);
+        assert_eq!((m.base_layers, m.added_bytes()), (None, None));
     }
 
     #[test]

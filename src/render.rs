@@ -201,6 +201,8 @@ mod tests {
                     user: user.into(),
                     healthcheck: hc,
                     node_env: env.map(Into::into),
+                    base_layers: None,
+                    base_size_bytes: None,
                 }
             };
         vec![

@@ -6,6 +6,9 @@
 //! Ctrl-C: an interrupt drops the in-flight engine request, which makes the
 //! engine cancel the build, and the command returns [`Interrupted`].
 
+mod compare;
+mod report;
+
 use std::io::Write;
 use std::path::Path;
 use std::time::{Instant, SystemTime};
@@ -37,6 +40,10 @@ pub async fn run(options: Options) -> anyhow::Result<ExitCode> {
                 run_build(&config, build, &reporter).await
             }
             Command::Measure(m) => run_measure(&config, m, &reporter).await,
+            Command::Compare(c) => {
+                compare::run_compare(&config, c, &reporter).await
+            }
+            Command::Report(r) => report::run_report(&config, r, &reporter),
         }
     };
     tokio::select! {
@@ -209,7 +216,14 @@ impl<'a> Session<'a> {
         if let BaseImage::Image(base) =
             dockerfile.base_image(&args, variant.target.as_deref())?
         {
-            m.base_image_id = self.engine.image_id(&base).await?;
+            match self.engine.inspect(&base).await {
+                Ok(base_facts) => {
+                    m.attribute_base(&facts, &base_facts);
+                    m.base_image_id = Some(base_facts.id);
+                }
+                Err(e) if e.is::<ImageNotFound>() => {}
+                Err(e) => return Err(e),
+            }
             m.base_image = Some(base);
         } else {
             m.base_image = Some("scratch".into());

@@ -1,0 +1,105 @@
+//! `imgopt report`: the saved results, printed or written into a README
+//! with the size chart beside it. It never talks to the engine.
+//!
+//! Everything is rendered and checked before anything is written: a file
+//! whose markers are missing or wrong is left untouched, and neither is
+//! the chart. Files whose bytes would not change are not rewritten, so a
+//! rerun leaves even their modification times alone.
+
+use std::path::Path;
+
+use anyhow::{bail, Context};
+
+use crate::chart;
+use crate::cli::{ReportFormat, ReportOptions};
+use crate::config::Config;
+use crate::error::ExitCode;
+use crate::fsutil::write_atomic;
+use crate::markers;
+use crate::progress::Reporter;
+use crate::report::{self, Report};
+use crate::results::Results;
+
+use super::print;
+
+pub(super) fn run_report(
+    config: &Config,
+    options: &ReportOptions,
+    reporter: &Reporter,
+) -> anyhow::Result<ExitCode> {
+    let results = Results::load(&config.results)?;
+    let report = Report::from_results(config, &results);
+    if report.variants.is_empty() {
+        bail!(
+            "no measured variants in '{}': run `imgopt measure` first",
+            config.results.display()
+        );
+    }
+
+    let svg = match &options.chart {
+        Some(_) => Some(chart::sizes_svg(&report)?),
+        None => None,
+    };
+    let readme = match &options.update {
+        Some(file) => Some((file, updated_text(file, &report, options)?)),
+        None => None,
+    };
+
+    if let (Some(path), Some(svg)) = (&options.chart, &svg) {
+        write_if_changed(path, svg)?;
+        reporter.line(&format!("wrote the chart {}", path.display()));
+    }
+    if let Some((file, text)) = readme {
+        write_if_changed(file, &text)?;
+        reporter.line(&format!("updated the report in {}", file.display()));
+        return Ok(ExitCode::Success);
+    }
+    print(&match options.format {
+        ReportFormat::Table => report::render_table(&report),
+        ReportFormat::Markdown => report::render_markdown(&report),
+        ReportFormat::Json => report::render_json(&report),
+    })?;
+    Ok(ExitCode::Success)
+}
+
+/// The file's text with its report block replaced; an error, and nothing
+/// written, when the markers are not exactly one pair in order.
+fn updated_text(
+    file: &Path,
+    report: &Report,
+    options: &ReportOptions,
+) -> anyhow::Result<String> {
+    let text = std::fs::read_to_string(file)
+        .with_context(|| format!("failed to read '{}'", file.display()))?;
+    let link = options.chart.as_deref().map(|chart| link_to(file, chart));
+    let block = report::readme_block(report, link.as_deref());
+    markers::replace_block(&text, &block).with_context(|| {
+        format!("cannot update '{}' (left unchanged)", file.display())
+    })
+}
+
+/// The chart's path as a Markdown link from the file's directory.
+fn link_to(file: &Path, chart: &Path) -> String {
+    let absolute = |p: &Path| std::path::absolute(p).ok();
+    let dir = file.parent().unwrap_or(Path::new(""));
+    let relative = match (absolute(dir), absolute(chart)) {
+        (Some(dir), Some(chart)) => {
+            chart.strip_prefix(&dir).map(Path::to_path_buf).ok()
+        }
+        _ => None,
+    };
+    // Known limit: a chart outside the file's directory is linked by the
+    // path given, which is right only when both are given from one place.
+    let path = relative.unwrap_or_else(|| chart.to_path_buf());
+    path.components()
+        .map(|c| c.as_os_str().to_string_lossy())
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+fn write_if_changed(path: &Path, text: &str) -> anyhow::Result<()> {
+    if std::fs::read(path).is_ok_and(|old| old == text.as_bytes()) {
+        return Ok(());
+    }
+    write_atomic(path, text.as_bytes())
+}

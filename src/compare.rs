@@ -1,0 +1,481 @@
+//! `imgopt compare`: the variants against the baseline variant, the
+//! current images against the committed baseline file, and the budgets.
+//!
+//! Everything here is plain code over measurements: [`compare`] makes a
+//! [`Comparison`], and the renderers turn it into a table or a JSON
+//! document. Whether the command passes is [`Comparison::passed`]: every
+//! budget row passed or was skipped for a stated reason.
+
+use std::collections::BTreeMap;
+
+use comfy_table::{presets, CellAlignment, ContentArrangement, Table};
+use serde::Serialize;
+
+use crate::baseline::{Baseline, Entry};
+use crate::config::{Budgets, Limits};
+use crate::measure::{percent_change, Measurement};
+use crate::render::{human_size, signed_percent};
+use crate::stats::Summary;
+
+/// The version of the `compare --format json` document.
+pub const JSON_FORMAT_VERSION: u32 = 1;
+
+/// What `compare` needs besides the measurements.
+#[derive(Debug, Clone)]
+pub struct Inputs<'a> {
+    /// The name of the baseline variant.
+    pub baseline_variant: Option<&'a str>,
+    /// The committed baseline file, when there is one to compare with.
+    pub baseline_file: Option<&'a Baseline>,
+    /// Why growth is not checked, e.g. because the baseline was just
+    /// updated; `None` checks it.
+    pub growth_unchecked: Option<&'a str>,
+    /// The budgets from the configuration.
+    pub budgets: &'a Budgets,
+    /// Build timings by variant, when builds were timed.
+    pub builds: &'a BTreeMap<String, Summary>,
+    /// Startup timings by variant, as `verify` saved them.
+    pub startups: &'a BTreeMap<String, Summary>,
+}
+
+/// The whole comparison, in configuration order.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Comparison {
+    /// Always [`JSON_FORMAT_VERSION`].
+    pub format_version: u32,
+    /// The baseline variant's name.
+    pub baseline_variant: Option<String>,
+    /// Whether every budget passed.
+    pub passed: bool,
+    /// Every variant against the baseline variant.
+    pub variants: Vec<VariantRow>,
+    /// Every variant against the baseline file (empty without one).
+    pub over_time: Vec<OverTimeRow>,
+    /// One row per budget and variant.
+    pub budgets: Vec<BudgetRow>,
+}
+
+/// One variant against the baseline variant.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct VariantRow {
+    /// The variant.
+    pub name: String,
+    /// Its size in bytes.
+    pub size_bytes: u64,
+    /// Its size change against the baseline variant, in percent.
+    pub change_percent: Option<f64>,
+    /// Whether it is the baseline variant.
+    pub is_baseline: bool,
+    /// Its layer count.
+    pub layers: usize,
+    /// Its build time, over one or more timed builds.
+    pub build: Option<Summary>,
+    /// Its startup time, when `verify` measured this image.
+    pub startup: Option<Summary>,
+}
+
+/// One variant against its entry in the baseline file.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OverTimeRow {
+    /// The variant.
+    pub name: String,
+    /// Its accepted size, `None` for a variant new since the baseline.
+    pub before_bytes: Option<u64>,
+    /// Its size now.
+    pub after_bytes: u64,
+    /// `after - before`, in bytes.
+    pub delta_bytes: Option<i64>,
+    /// The change in percent.
+    pub delta_percent: Option<f64>,
+    /// Its accepted layer count.
+    pub layers_before: Option<usize>,
+    /// Its layer count now.
+    pub layers_after: usize,
+    /// Whether its base image changed (by ID, or a different `FROM`);
+    /// `None` when either side does not know the base's ID.
+    pub base_changed: Option<bool>,
+}
+
+/// One budget checked for one variant.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BudgetRow {
+    /// The variant.
+    pub variant: String,
+    /// The budget's key in `imgopt.toml`, e.g. `max_growth_percent`.
+    pub budget: &'static str,
+    /// The limit, in the budget's unit (bytes, percent or layers).
+    pub limit: f64,
+    /// The measured value in the same unit, when it could be measured.
+    pub measured: Option<f64>,
+    /// The verdict.
+    pub status: Status,
+    /// Why a budget was skipped, or what else explains a failure.
+    pub note: Option<String>,
+}
+
+/// A budget's verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Within the limit.
+    Pass,
+    /// Over the limit.
+    Fail,
+    /// Not checked; the row's note says why.
+    Skipped,
+}
+
+impl Comparison {
+    /// The rows of the budgets that failed.
+    pub fn failures(&self) -> impl Iterator<Item = &BudgetRow> {
+        self.budgets.iter().filter(|b| b.status == Status::Fail)
+    }
+}
+
+/// Compares the measurements (in configuration order) and checks the
+/// budgets.
+pub fn compare(measurements: &[Measurement], inputs: &Inputs) -> Comparison {
+    let baseline = inputs
+        .baseline_variant
+        .and_then(|name| measurements.iter().find(|m| m.name == name));
+    let variants: Vec<VariantRow> = measurements
+        .iter()
+        .map(|m| VariantRow {
+            name: m.name.clone(),
+            size_bytes: m.size_bytes,
+            change_percent: baseline
+                .and_then(|b| percent_change(b.size_bytes, m.size_bytes)),
+            is_baseline: baseline.is_some_and(|b| b.name == m.name),
+            layers: m.layers,
+            build: inputs.builds.get(&m.name).cloned(),
+            startup: inputs.startups.get(&m.name).cloned(),
+        })
+        .collect();
+    let entry = |name: &str| {
+        inputs.baseline_file.and_then(|file| file.variants.get(name))
+    };
+    let over_time = match inputs.baseline_file {
+        Some(_) => measurements
+            .iter()
+            .map(|m| over_time_row(m, entry(&m.name)))
+            .collect(),
+        None => Vec::new(),
+    };
+
+    let mut budgets = Vec::new();
+    for (m, row) in measurements.iter().zip(&variants) {
+        let limits = inputs.budgets.for_variant(&m.name);
+        let over = over_time.iter().find(|r| r.name == m.name);
+        check(&mut budgets, m, row, over, &limits, inputs);
+    }
+    let passed = budgets.iter().all(|b| b.status != Status::Fail);
+    Comparison {
+        format_version: JSON_FORMAT_VERSION,
+        baseline_variant: baseline.map(|b| b.name.clone()),
+        passed,
+        variants,
+        over_time,
+        budgets,
+    }
+}
+
+fn over_time_row(m: &Measurement, before: Option<&Entry>) -> OverTimeRow {
+    let delta = before.map(|b| m.size_bytes as i64 - b.size_bytes as i64);
+    OverTimeRow {
+        name: m.name.clone(),
+        before_bytes: before.map(|b| b.size_bytes),
+        after_bytes: m.size_bytes,
+        delta_bytes: delta,
+        delta_percent: before
+            .and_then(|b| percent_change(b.size_bytes, m.size_bytes)),
+        layers_before: before.map(|b| b.layers),
+        layers_after: m.layers,
+        base_changed: before.and_then(|b| base_changed(b, m)),
+    }
+}
+
+/// A different `FROM` is a change; so is the same tag now naming another
+/// image, which is what a re-pushed `node:18` looks like.
+fn base_changed(before: &Entry, now: &Measurement) -> Option<bool> {
+    if before.base_image != now.base_image {
+        return Some(true);
+    }
+    match (&before.base_image_id, &now.base_image_id) {
+        (Some(a), Some(b)) => Some(a != b),
+        _ => None,
+    }
+}
+
+fn check(
+    rows: &mut Vec<BudgetRow>,
+    m: &Measurement,
+    variant: &VariantRow,
+    over: Option<&OverTimeRow>,
+    limits: &Limits,
+    inputs: &Inputs,
+) {
+    let mut push = |budget, limit: f64, measured: Option<f64>, ok, note| {
+        let status = match (measured, ok) {
+            (None, _) => Status::Skipped,
+            (Some(_), true) => Status::Pass,
+            (Some(_), false) => Status::Fail,
+        };
+        rows.push(BudgetRow {
+            variant: m.name.clone(),
+            budget,
+            limit,
+            measured,
+            status,
+            note,
+        });
+    };
+
+    if let Some(limit) = limits.max_size_bytes {
+        let size = m.size_bytes as f64;
+        push(
+            "max_size_bytes",
+            limit as f64,
+            Some(size),
+            size <= limit as f64,
+            None,
+        );
+    }
+    if let Some(limit) = limits.max_layers {
+        let layers = m.layers as f64;
+        push(
+            "max_layers",
+            limit as f64,
+            Some(layers),
+            m.layers <= limit,
+            None,
+        );
+    }
+    if let Some(limit) = limits.min_reduction_percent {
+        if !variant.is_baseline {
+            let reduction = variant.change_percent.map(|c| -c);
+            let ok = reduction.is_some_and(|r| r >= limit);
+            let note = reduction
+                .is_none()
+                .then(|| "the baseline variant was not measured".to_string());
+            push("min_reduction_percent", limit, reduction, ok, note);
+        }
+    }
+
+    let growth_note = || match (inputs.growth_unchecked, over) {
+        (Some(why), _) => Some(why.to_string()),
+        (None, None) => Some("no baseline file".to_string()),
+        (None, Some(row)) if row.before_bytes.is_none() => {
+            Some("not in the baseline file yet".to_string())
+        }
+        (None, Some(row)) if row.base_changed == Some(true) => Some(
+            "the base image changed: part of the change is the base's"
+                .to_string(),
+        ),
+        _ => None,
+    };
+    let checkable = inputs.growth_unchecked.is_none()
+        && over.is_some_and(|r| r.before_bytes.is_some());
+    let over_checked = over.filter(|_| checkable);
+    if let Some(limit) = limits.max_growth_percent {
+        let growth = over_checked.and_then(|r| r.delta_percent);
+        let ok = growth.is_some_and(|g| g <= limit);
+        push("max_growth_percent", limit, growth, ok, growth_note());
+    }
+    if let Some(limit) = limits.max_growth_bytes {
+        let growth = over_checked.and_then(|r| r.delta_bytes);
+        let ok = growth.is_some_and(|g| g <= limit as i64);
+        let growth = growth.map(|g| g as f64);
+        push("max_growth_bytes", limit as f64, growth, ok, growth_note());
+    }
+}
+
+/// The value of a budget row in its unit, for people.
+fn budget_value(budget: &str, value: f64) -> String {
+    match budget {
+        "max_size_bytes" => human_size(value as u64),
+        "max_growth_bytes" => signed_size(value as i64),
+        "max_layers" => format!("{value}"),
+        "min_reduction_percent" => format!("{value:.1}%"),
+        _ => signed_percent(value),
+    }
+}
+
+fn limit_text(row: &BudgetRow) -> String {
+    let value = match row.budget {
+        "max_growth_bytes" => human_size(row.limit as u64),
+        "max_growth_percent" => format!("{:.1}%", row.limit),
+        other => budget_value(other, row.limit),
+    };
+    match row.budget {
+        "min_reduction_percent" => format!(">= {value}"),
+        _ => format!("<= {value}"),
+    }
+}
+
+/// A size change with its sign, e.g. `+20.00 MB`.
+pub fn signed_size(bytes: i64) -> String {
+    let sign = if bytes < 0 { "-" } else { "+" };
+    format!("{sign}{}", human_size(bytes.unsigned_abs()))
+}
+
+/// One line per failed budget, for stderr: which variant, which budget,
+/// the limit and the measured value.
+pub fn failure_lines(comparison: &Comparison) -> Vec<String> {
+    comparison
+        .failures()
+        .map(|row| {
+            let measured = row
+                .measured
+                .map(|v| budget_value(row.budget, v))
+                .unwrap_or_else(|| "-".into());
+            let mut line = format!(
+                "budget failed: variant '{}': {} {} (measured {measured})",
+                row.variant,
+                row.budget,
+                limit_text(row)
+            );
+            if let Some(note) = &row.note {
+                line.push_str(&format!("; {note}"));
+            }
+            line
+        })
+        .collect()
+}
+
+fn table(header: &[&str], right: &[usize]) -> Table {
+    let mut table = Table::new();
+    table
+        .load_preset(presets::UTF8_FULL_CONDENSED)
+        .set_content_arrangement(ContentArrangement::Dynamic)
+        .set_header(header.to_vec());
+    for &column in right {
+        if let Some(c) = table.column_mut(column) {
+            c.set_cell_alignment(CellAlignment::Right);
+        }
+    }
+    table
+}
+
+/// A timing the way hyperfine shows it: `mean ± σ` and a range, or the
+/// single figure for one run.
+fn timing(summary: Option<&Summary>) -> (String, String) {
+    match summary {
+        None => ("-".into(), String::new()),
+        Some(s) if s.runs == 1 => (s.display(), String::new()),
+        Some(s) => (
+            s.display(),
+            format!("{:.3} s … {:.3} s ({} runs)", s.min, s.max, s.runs),
+        ),
+    }
+}
+
+/// The comparison as tables for people: variants, over time, budgets.
+pub fn render_table(c: &Comparison, baseline_path: &str) -> String {
+    let timed = c
+        .variants
+        .iter()
+        .any(|v| v.build.as_ref().is_some_and(|b| b.runs > 1));
+    let mut header =
+        vec!["Variant", "Size", "vs baseline", "Layers", "Build time"];
+    if timed {
+        header.push("Build range");
+    }
+    header.push("Startup");
+    let mut variants = table(&header, &[1, 2, 3, 4, 5, 6]);
+    for v in &c.variants {
+        let change = if v.is_baseline {
+            "baseline".to_string()
+        } else {
+            v.change_percent.map(signed_percent).unwrap_or_else(|| "-".into())
+        };
+        let (build, range) = timing(v.build.as_ref());
+        let mut row = vec![
+            v.name.clone(),
+            human_size(v.size_bytes),
+            change,
+            v.layers.to_string(),
+            build,
+        ];
+        if timed {
+            row.push(range);
+        }
+        row.push(timing(v.startup.as_ref()).0);
+        variants.add_row(row);
+    }
+    let mut out =
+        format!("Variants against the baseline variant\n{variants}\n");
+
+    if !c.over_time.is_empty() {
+        let mut over = table(
+            &[
+                "Variant",
+                "Before",
+                "After",
+                "Change",
+                "Change %",
+                "Layers",
+                "Base image",
+            ],
+            &[1, 2, 3, 4],
+        );
+        for r in &c.over_time {
+            let layers = match r.layers_before {
+                Some(before) => format!("{before} → {}", r.layers_after),
+                None => r.layers_after.to_string(),
+            };
+            over.add_row([
+                r.name.clone(),
+                r.before_bytes.map(human_size).unwrap_or_else(|| "new".into()),
+                human_size(r.after_bytes),
+                r.delta_bytes.map(signed_size).unwrap_or_else(|| "-".into()),
+                r.delta_percent
+                    .map(signed_percent)
+                    .unwrap_or_else(|| "-".into()),
+                layers,
+                match r.base_changed {
+                    Some(true) => "changed",
+                    Some(false) => "same",
+                    None => "unknown",
+                }
+                .to_string(),
+            ]);
+        }
+        out.push_str(&format!(
+            "\nAgainst the baseline file {baseline_path}\n{over}\n"
+        ));
+    }
+
+    if !c.budgets.is_empty() {
+        let mut budgets = table(
+            &["Variant", "Budget", "Limit", "Measured", "Result", "Note"],
+            &[2, 3],
+        );
+        for b in &c.budgets {
+            budgets.add_row([
+                b.variant.clone(),
+                b.budget.to_string(),
+                limit_text(b),
+                b.measured
+                    .map(|v| budget_value(b.budget, v))
+                    .unwrap_or_else(|| "-".into()),
+                match b.status {
+                    Status::Pass => "pass",
+                    Status::Fail => "FAIL",
+                    Status::Skipped => "skipped",
+                }
+                .to_string(),
+                b.note.clone().unwrap_or_default(),
+            ]);
+        }
+        out.push_str(&format!("\nBudgets\n{budgets}\n"));
+    }
+    out
+}
+
+/// The comparison as a JSON document (format version 1), pretty-printed.
+pub fn render_json(c: &Comparison) -> String {
+    let mut text = serde_json::to_string_pretty(c)
+        .expect("serializing plain data cannot fail");
+    text.push('\n');
+    text
+}
