@@ -7,4 +7,5 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
 scripts/setup.sh
-cargo run --quiet --locked -- measure "$@"
+# The first run compiles imgopt (a few minutes on two cores).
+cargo run --locked -- measure "$@"

@@ -19,6 +19,16 @@ log() { printf 'setup: %s\n' "$*" >&2; }
 engine_answers() { docker version --format '{{.Server.Version}}' >/dev/null 2>&1; }
 
 start_engine() {
+    if ! command -v docker >/dev/null; then
+        if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+            log "installing Debian's docker.io (the scripts use the docker CLI)"
+            apt-get update -qq
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io >/dev/null
+        else
+            log "these scripts need the docker CLI (imgopt itself does not): install Docker"
+            exit 2
+        fi
+    fi
     if engine_answers; then
         return
     fi

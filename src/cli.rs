@@ -155,8 +155,13 @@ struct MeasureCli {
     no_build: bool,
 
     /// Measure a local image by reference or ID instead of the variants
-    /// (repeatable); nothing is built.
-    #[arg(long = "image", value_name = "REF", conflicts_with_all = ["variants", "no_build", "no_cache", "build_args"])]
+    /// (repeat the flag for more); nothing is built.
+    #[arg(
+        long = "image",
+        value_name = "REF",
+        value_parser = clap::builder::NonEmptyStringValueParser::new(),
+        conflicts_with_all = ["variants", "no_cache", "build_args"]
+    )]
     images: Vec<String>,
 
     /// Output format on stdout.
@@ -380,7 +385,8 @@ mod tests {
     #[test]
     fn image_mode_cannot_be_mixed_with_variants() {
         assert!(measure(&["--image", "x:1", "week2"]).is_err());
-        assert!(measure(&["--image", "x:1", "--no-build"]).is_err());
+        assert!(measure(&["--image", ""]).is_err());
+        assert!(measure(&["--image", "x:1", "--no-build"]).is_ok());
     }
 
     #[test]

@@ -31,8 +31,11 @@ pub struct Config {
     pub root: PathBuf,
     /// The build context of every variant.
     pub context: PathBuf,
-    /// Build arguments for every build, after the local override.
+    /// Build arguments for every build, from the committed file.
     pub build_args: BuildArgs,
+    /// Build arguments from the local override; they win over the
+    /// committed file's, the variant's own included.
+    pub local_build_args: BuildArgs,
     /// The custom base image, when the project has one.
     pub base: Option<BaseImage>,
     /// The image variants, in the order they are built and shown.
@@ -238,6 +241,13 @@ pub const BASELINE_FILE: &str = "imgopt-baseline.json";
 impl Config {
     /// Loads the configuration at `path` and the local override beside it.
     pub fn load(path: &Path) -> anyhow::Result<Config> {
+        // A FIFO or a device would block the read, or never end.
+        if path.exists() && !path.is_file() {
+            bail!(
+                "the configuration '{}' is not a regular file",
+                path.display()
+            );
+        }
         let text = std::fs::read_to_string(path).with_context(|| {
             format!(
                 "failed to read the configuration '{}' (run imgopt in the \
@@ -254,7 +264,7 @@ impl Config {
             format!("failed to resolve '{}'", root.display())
         })?;
         let local_path = root.join(LOCAL_FILE);
-        let local = if local_path.is_file() {
+        let local = if local_path.exists() {
             Some(read_local(&local_path)?)
         } else {
             None
@@ -276,10 +286,8 @@ impl Config {
         let raw: RawConfig = toml::from_str(text)?;
         validate(&raw)?;
 
-        let mut build_args = raw.build_args;
-        if let Some(local) = local {
-            build_args.extend(local.build_args.clone());
-        }
+        let local_build_args =
+            local.map(|l| l.build_args.clone()).unwrap_or_default();
         let base = raw.base.map(|b| {
             let context = root.join(&b.context);
             let dockerfile = match b.dockerfile {
@@ -326,11 +334,44 @@ impl Config {
             baseline_file: root.join(raw.baseline_file),
             budgets,
             root: root.to_path_buf(),
-            build_args,
+            build_args: raw.build_args,
+            local_build_args,
             base,
             variants,
             local_override: None,
         })
+    }
+
+    /// Checks that every context and Dockerfile exists, so a mistake is
+    /// reported before anything is built. Commands that build call it;
+    /// `report` and `--no-build` need no Dockerfile.
+    pub fn check_paths(&self) -> anyhow::Result<()> {
+        if !self.context.is_dir() {
+            bail!("context '{}' is not a directory", self.context.display());
+        }
+        let dockerfiles = self
+            .variants
+            .iter()
+            .map(|v| (format!("variant '{}'", v.name), &v.dockerfile));
+        let base =
+            self.base.iter().map(|b| ("[base]".to_string(), &b.dockerfile));
+        for (owner, dockerfile) in dockerfiles.chain(base) {
+            if !dockerfile.is_file() {
+                bail!(
+                    "{owner}: dockerfile '{}' is not a file",
+                    dockerfile.display()
+                );
+            }
+        }
+        if let Some(base) = &self.base {
+            if !base.context.is_dir() {
+                bail!(
+                    "[base]: context '{}' is not a directory",
+                    base.context.display()
+                );
+            }
+        }
+        Ok(())
     }
 
     /// The variants named on the command line, in configuration order; all
@@ -361,8 +402,9 @@ impl Config {
     }
 
     /// The build arguments for a variant, lowest precedence first: the
-    /// project's, the variant's own, the custom base's tag, the command
-    /// line's. The local override already sits in the project's.
+    /// project's, the variant's own, the local override's, the custom
+    /// base's tag, the command line's. The local override beats the
+    /// variant so that a machine's stand-ins apply everywhere.
     pub fn variant_build_args(
         &self,
         variant: &Variant,
@@ -370,6 +412,7 @@ impl Config {
     ) -> BuildArgs {
         let mut args = self.build_args.clone();
         args.extend(variant.build_args.clone());
+        args.extend(self.local_build_args.clone());
         if let (Some(arg), Some(base)) = (&variant.base_arg, &self.base) {
             args.insert(arg.clone(), base.tag.clone());
         }
@@ -385,12 +428,16 @@ impl Config {
     ) -> BuildArgs {
         let mut args = self.build_args.clone();
         args.extend(base.build_args.clone());
+        args.extend(self.local_build_args.clone());
         args.extend(cli.clone());
         args
     }
 }
 
 fn read_local(path: &Path) -> anyhow::Result<RawLocal> {
+    if !path.is_file() {
+        bail!("local override '{}' is not a regular file", path.display());
+    }
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("failed to read '{}'", path.display()))?;
     toml::from_str(&text).with_context(|| {
@@ -403,15 +450,25 @@ fn validate(raw: &RawConfig) -> anyhow::Result<()> {
         bail!("no variants: add at least one [[variant]] table");
     }
     let mut seen = std::collections::BTreeSet::new();
+    let mut tags = std::collections::BTreeMap::new();
+    if let Some(base) = &raw.base {
+        check_tag(&base.tag).context("[base]")?;
+        tags.insert(base.tag.as_str(), "[base]".to_string());
+    }
     for v in &raw.variants {
-        if v.name.trim().is_empty() {
-            bail!("a variant has an empty name");
-        }
+        check_name(&v.name)?;
         if !seen.insert(v.name.as_str()) {
             bail!("variant '{}' is defined twice", v.name);
         }
-        if v.tag.trim().is_empty() {
-            bail!("variant '{}' has an empty tag", v.name);
+        check_tag(&v.tag).with_context(|| format!("variant '{}'", v.name))?;
+        let owner = format!("variant '{}'", v.name);
+        if let Some(other) = tags.insert(v.tag.as_str(), owner) {
+            bail!(
+                "variant '{}' and {other} share the tag '{}'; each image \
+                 needs its own",
+                v.name,
+                v.tag
+            );
         }
         if v.base_arg.is_some() && raw.base.is_none() {
             bail!(
@@ -425,6 +482,61 @@ fn validate(raw: &RawConfig) -> anyhow::Result<()> {
         bail!("{baselines} variants are marked baseline; mark one");
     }
     validate_budgets(raw)
+}
+
+/// Variant names appear on command lines, in tables and as keys of the
+/// results file: no spaces or control characters (they would break the
+/// terminal's lines), no ':' (kept for `image:REF` keys), and no leading
+/// '-' (it would read as a flag).
+fn check_name(name: &str) -> anyhow::Result<()> {
+    let bad = |c: char| c.is_whitespace() || c.is_control() || c == ':';
+    if name.is_empty() || name.starts_with('-') || name.chars().any(bad) {
+        bail!(
+            "variant name '{}' is not valid: no spaces, control \
+             characters or ':', and no leading '-'",
+            name.escape_debug()
+        );
+    }
+    Ok(())
+}
+
+/// Checks an image reference the way the engine will, so a bad tag fails
+/// at load time and not after other images were built: an optional
+/// registry host, lowercase path components, an optional tag.
+fn check_tag(reference: &str) -> anyhow::Result<()> {
+    let invalid = |why: &str| {
+        anyhow::anyhow!(
+            "tag '{}' is not a valid image reference: {why}",
+            reference.escape_debug()
+        )
+    };
+    let (name, tag) = match reference.rsplit_once(':') {
+        Some((name, tag)) if !tag.contains('/') => (name, Some(tag)),
+        _ => (reference, None),
+    };
+    if let Some(tag) = tag {
+        let fine = |c: char| c.is_ascii_alphanumeric() || "._-".contains(c);
+        if tag.is_empty() || tag.len() > 128 || !tag.chars().all(fine) {
+            return Err(invalid("the tag after ':' takes letters, digits, '.', '_' and '-' (128 at most)"));
+        }
+    }
+    let mut parts: Vec<&str> = name.split('/').collect();
+    // A first part with a dot or a port, or `localhost`, is a registry.
+    if parts.len() > 1
+        && (parts[0].contains(['.', ':']) || parts[0] == "localhost")
+    {
+        parts.remove(0);
+    }
+    let fine = |c: char| {
+        c.is_ascii_lowercase() || c.is_ascii_digit() || "._-".contains(c)
+    };
+    if parts.iter().any(|p| p.is_empty() || !p.chars().all(fine)) {
+        return Err(invalid(
+            "repository names take lowercase letters, digits, '.', '_', \
+             '-' and '/'",
+        ));
+    }
+    Ok(())
 }
 
 fn validate_budgets(raw: &RawConfig) -> anyhow::Result<()> {
@@ -530,18 +642,24 @@ mod tests {
     }
 
     #[test]
-    fn the_local_override_replaces_project_build_args() {
+    fn the_local_override_beats_project_and_variant_build_args() {
         let local = RawLocal {
-            build_args: BuildArgs::from([(
-                "NODE_IMAGE".into(),
-                "imgopt-standin/node:18".into(),
-            )]),
+            build_args: BuildArgs::from([
+                ("NODE_IMAGE".into(), "imgopt-standin/node:18".into()),
+                ("EXTRA".into(), "local".into()),
+            ]),
         };
-
         let config =
             Config::parse(SAMPLE, Path::new("/repo"), Some(&local)).unwrap();
+        let variant = config.variant("custom-base").unwrap();
+        let base = config.base.as_ref().unwrap();
 
-        assert_eq!(config.build_args["NODE_IMAGE"], "imgopt-standin/node:18");
+        let args = config.variant_build_args(variant, &BuildArgs::new());
+        let base_args = config.base_build_args(base, &BuildArgs::new());
+
+        assert_eq!(args["NODE_IMAGE"], "imgopt-standin/node:18");
+        assert_eq!(args["EXTRA"], "local");
+        assert_eq!(base_args["NODE_IMAGE"], "imgopt-standin/node:18");
     }
 
     #[test]
@@ -619,6 +737,28 @@ mod tests {
     }
 
     #[test]
+    fn image_references_are_checked_as_the_engine_would() {
+        for good in [
+            "app:1",
+            "yourname/node-base:1.0",
+            "127.0.0.1:5000/team/app:v1.2_3",
+            "registry.example.com/App-not-here-but-host:x",
+            "localhost/app",
+            "app",
+        ] {
+            let checked = check_tag(good);
+            if good.contains("App-not") {
+                assert!(checked.is_err(), "{good}");
+            } else {
+                assert!(checked.is_ok(), "{good}: {checked:?}");
+            }
+        }
+        for bad in ["App:1", "a b:1", "a:1:2", "a:", "a//b", "a:t@g"] {
+            assert!(check_tag(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn mistakes_in_the_file_are_reported() {
         let cases = [
             ("", "no variants"),
@@ -633,6 +773,19 @@ mod tests {
                 "[[variant]]\nname='a'\ndockerfile='D'\ntag='t'\n\
                  base_arg='B'\n",
                 "no [base] table",
+            ),
+            (
+                "[[variant]]\nname='a'\ndockerfile='D'\ntag='t'\n\
+                 [[variant]]\nname='b'\ndockerfile='D'\ntag='t'\n",
+                "share the tag 't'",
+            ),
+            (
+                "[[variant]]\nname='a b'\ndockerfile='D'\ntag='t'\n",
+                "variant name 'a b' is not valid",
+            ),
+            (
+                "[[variant]]\nname='a'\ndockerfile='D'\ntag='Up:1'\n",
+                "not a valid image reference",
             ),
         ];
 

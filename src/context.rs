@@ -463,7 +463,20 @@ pub fn list_context(root: &Path, dockerfile: &Path) -> Result<Vec<String>> {
 /// `docker build -f` allows) its bytes travel as
 /// [`OUTSIDE_DOCKERFILE_NAME`], which the tar's `.dockerignore` then lists.
 pub fn pack_context(root: &Path, dockerfile: &Path) -> Result<ContextTar> {
-    let plan = plan_context(root, dockerfile)?;
+    pack_context_hiding(root, dockerfile, &[])
+}
+
+/// Packs the context like [`pack_context`], leaving out `hidden` paths
+/// (files or whole directories) whatever `.dockerignore` says: imgopt's
+/// own state, such as its results file, must never reach an image or
+/// change a layer's cache key.
+pub fn pack_context_hiding(
+    root: &Path,
+    dockerfile: &Path,
+    hidden: &[PathBuf],
+) -> Result<ContextTar> {
+    let mut plan = plan_context(root, dockerfile)?;
+    hide(&mut plan, root, hidden);
     let file = tempfile::tempfile()
         .context("failed to create a temporary file for the context")?;
     let mut builder = tar::Builder::new(file);
@@ -484,6 +497,27 @@ pub fn pack_context(root: &Path, dockerfile: &Path) -> Result<ContextTar> {
         entries: plan.entries.len(),
         dockerfile: plan.dockerfile,
     })
+}
+
+fn hide(plan: &mut Plan, root: &Path, hidden: &[PathBuf]) {
+    let root = fs::canonicalize(root).unwrap_or_else(|_| root.into());
+    let hidden: Vec<String> = hidden
+        .iter()
+        .filter_map(|path| {
+            let path = fs::canonicalize(path).unwrap_or_else(|_| path.into());
+            path.strip_prefix(&root).ok().map(slash_path)
+        })
+        .filter(|rel| !rel.is_empty())
+        .collect();
+    plan.entries.retain(|entry| {
+        !hidden.iter().any(|h| {
+            entry.rel == *h
+                || entry
+                    .rel
+                    .strip_prefix(h.as_str())
+                    .is_some_and(|rest| rest.starts_with('/'))
+        })
+    });
 }
 
 /// What a build sends, decided before anything is written.
@@ -872,6 +906,28 @@ mod tests {
         name: String,
         dockerignore: Vec<String>,
         sent: Vec<String>,
+    }
+
+    #[test]
+    fn hidden_paths_never_travel_whatever_dockerignore_says() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        fs::write(root.join("Dockerfile"), "FROM scratch\n").unwrap();
+        fs::create_dir_all(root.join(".imgopt")).unwrap();
+        fs::write(root.join(".imgopt/results.json"), "{}").unwrap();
+        fs::write(root.join("keep.txt"), "x").unwrap();
+
+        let tar = pack_context_hiding(
+            root,
+            &root.join("Dockerfile"),
+            &[root.join(".imgopt")],
+        )
+        .unwrap();
+        let names: Vec<String> =
+            read_tar(tar).into_iter().map(|e| e.0).collect();
+
+        assert!(names.iter().any(|n| n == "keep.txt"), "{names:?}");
+        assert!(!names.iter().any(|n| n.contains(".imgopt")), "{names:?}");
     }
 
     #[test]

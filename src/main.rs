@@ -1,6 +1,6 @@
 //! The `imgopt` binary: parse, run, print the error chain once, exit.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 
 use imgopt::error::{exit_code_for, is_broken_pipe, ExitCode};
 use tracing_subscriber::EnvFilter;
@@ -9,21 +9,24 @@ fn main() {
     let code = match imgopt::cli::parse() {
         Ok(options) => {
             init_tracing(options.verbosity);
-            finish(
-                runtime()
-                    .and_then(|rt| rt.block_on(imgopt::app::run(options))),
-            )
+            finish(run(options))
         }
         Err(error) => finish(Err(error)),
     };
     std::process::exit(code.code());
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread()
+fn run(options: imgopt::cli::Options) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
-        .build()?)
+        .build()?;
+    let result = runtime.block_on(imgopt::app::run(options));
+    // Do not wait for blocking work still under way (packing a large
+    // context when Ctrl-C came): its output is an unlinked temporary
+    // file, and the user asked to stop.
+    runtime.shutdown_background();
+    result
 }
 
 /// Prints an error with its causes, once, and picks the exit code.
@@ -32,7 +35,8 @@ fn finish(result: anyhow::Result<ExitCode>) -> ExitCode {
         Ok(code) => code,
         Err(error) if is_broken_pipe(&error) => ExitCode::Success,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            // Best effort: a closed or full stderr must not panic.
+            let _ = writeln!(std::io::stderr(), "error: {error:#}");
             exit_code_for(&error)
         }
     }

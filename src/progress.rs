@@ -5,7 +5,7 @@
 //! events are plain lines. `-v` adds every line of the build's own output;
 //! `-vv` debug tracing is set up separately, in the binary.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -38,11 +38,14 @@ impl Reporter {
     pub fn start(&self, message: &str) {
         match &self.live {
             Some(bar) => {
+                if self.verbose {
+                    bar.println(message);
+                }
                 bar.reset_elapsed();
                 bar.set_message(message.to_string());
                 bar.enable_steady_tick(Duration::from_millis(120));
             }
-            None => eprintln!("{message}"),
+            None => say(message),
         }
     }
 
@@ -55,7 +58,7 @@ impl Reporter {
                     bar.println(step);
                 }
             }
-            (BuildEvent::Step(step), None) => eprintln!("{name}: {step}"),
+            (BuildEvent::Step(step), None) => say(&format!("{name}: {step}")),
             (BuildEvent::Output(line), _) if self.verbose => self.line(line),
             (BuildEvent::Output(_), _) => {}
         }
@@ -65,7 +68,7 @@ impl Reporter {
     pub fn line(&self, message: &str) {
         match &self.live {
             Some(bar) => bar.println(message),
-            None => eprintln!("{message}"),
+            None => say(message),
         }
     }
 
@@ -96,6 +99,12 @@ impl Drop for Reporter {
     fn drop(&mut self) {
         self.clear();
     }
+}
+
+/// Writes a line to stderr, best effort: progress is never worth a panic
+/// or a failed command when stderr is closed or full.
+fn say(message: &str) {
+    let _ = writeln!(std::io::stderr().lock(), "{message}");
 }
 
 fn spinner() -> ProgressBar {

@@ -5,7 +5,9 @@
 //! for scripts, documented in the README and versioned by
 //! [`JSON_FORMAT_VERSION`].
 
-use comfy_table::{presets, CellAlignment, ContentArrangement, Table};
+use comfy_table::{
+    presets, CellAlignment, ColumnConstraint, ContentArrangement, Table,
+};
 use serde::Serialize;
 
 use crate::engine::EngineInfo;
@@ -35,33 +37,25 @@ pub fn measurement_table(
     measurements: &[Measurement],
     baseline: Option<&Measurement>,
 ) -> String {
-    let mut table = Table::new();
-    table
-        .load_preset(presets::UTF8_FULL_CONDENSED)
-        .set_content_arrangement(ContentArrangement::Dynamic)
-        .set_header([
-            "Variant",
-            "Image",
-            "Size",
-            "Bytes",
-            "vs baseline",
-            "Layers",
-            "History",
-            "Base image",
-            "Build time",
-            "User",
-            "Healthcheck",
-            "NODE_ENV",
-        ]);
+    let mut table = new_table([
+        "Variant",
+        "Image",
+        "Size",
+        "vs baseline",
+        "Layers",
+        "Base image",
+        "Build time",
+        "User",
+        "Health",
+        "NODE_ENV",
+    ]);
     for m in measurements {
         table.add_row([
             m.name.clone(),
             m.image.clone(),
             human_size(m.size_bytes),
-            m.size_bytes.to_string(),
             versus(m, baseline),
             m.layers.to_string(),
-            m.history_entries.to_string(),
             m.base_image.clone().unwrap_or_else(|| "-".into()),
             m.build_seconds.map(human_seconds).unwrap_or_else(|| "-".into()),
             m.user.clone(),
@@ -69,9 +63,35 @@ pub fn measurement_table(
             m.node_env.clone().unwrap_or_else(|| "-".into()),
         ]);
     }
-    for column in [2, 3, 4, 5, 6, 8] {
-        if let Some(c) = table.column_mut(column) {
+    finish_table(table, &[2, 3, 4, 6], &[1, 5])
+}
+
+/// A table in the house style, with `header`.
+fn new_table<const N: usize>(header: [&str; N]) -> Table {
+    let mut table = Table::new();
+    table
+        .load_preset(presets::UTF8_FULL_CONDENSED)
+        .set_content_arrangement(ContentArrangement::Dynamic)
+        .set_header(header);
+    table
+}
+
+/// Right-aligns the `numeric` columns and lets only the `wrapping` ones
+/// (long names) wrap on a narrow terminal: a number or a short word split
+/// over two lines is worse than a table wider than the screen.
+fn finish_table(
+    mut table: Table,
+    numeric: &[usize],
+    wrapping: &[usize],
+) -> String {
+    for column in numeric {
+        if let Some(c) = table.column_mut(*column) {
             c.set_cell_alignment(CellAlignment::Right);
+        }
+    }
+    for (i, column) in table.column_iter_mut().enumerate() {
+        if !wrapping.contains(&i) {
+            column.set_constraint(ColumnConstraint::ContentWidth);
         }
     }
     format!("{table}\n")
@@ -93,11 +113,7 @@ fn versus(m: &Measurement, baseline: Option<&Measurement>) -> String {
 /// The table `imgopt build` prints: what was built, under which tag and
 /// ID, and how long it took. Rows are `(name, tag, id, seconds)`.
 pub fn build_table(built: &[(&str, &str, &str, f64)]) -> String {
-    let mut table = Table::new();
-    table
-        .load_preset(presets::UTF8_FULL_CONDENSED)
-        .set_content_arrangement(ContentArrangement::Dynamic)
-        .set_header(["Image", "Tag", "ID", "Build time"]);
+    let mut table = new_table(["Variant", "Image", "ID", "Build time"]);
     for (name, tag, id, seconds) in built {
         let short = id.trim_start_matches("sha256:");
         table.add_row([
@@ -107,10 +123,7 @@ pub fn build_table(built: &[(&str, &str, &str, f64)]) -> String {
             human_seconds(*seconds),
         ]);
     }
-    if let Some(c) = table.column_mut(3) {
-        c.set_cell_alignment(CellAlignment::Right);
-    }
-    format!("{table}\n")
+    finish_table(table, &[3], &[1])
 }
 
 /// The `measure --format json` document.

@@ -26,12 +26,12 @@
 //! ```
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::Path;
 
 use anyhow::{bail, Context};
 use serde::{Deserialize, Serialize};
 
+use crate::fsutil::write_atomic;
 use crate::measure::Measurement;
 use crate::stats::Summary;
 
@@ -43,8 +43,12 @@ pub const FORMAT_VERSION: u32 = 1;
 pub struct Results {
     /// The format version of the file.
     pub format_version: u32,
-    /// One record per variant or measured reference.
+    /// One record per variant or measured reference (`image:REF`).
     pub records: BTreeMap<String, Record>,
+    /// Fields this version does not know, kept so that an older imgopt
+    /// rewriting the file loses nothing a newer one wrote.
+    #[serde(flatten)]
+    pub unknown: serde_json::Map<String, serde_json::Value>,
 }
 
 /// The figures measured for one image.
@@ -66,6 +70,9 @@ pub struct Record {
     /// ran.
     #[serde(default)]
     pub startup: Option<Summary>,
+    /// Fields this version does not know, kept on rewrite.
+    #[serde(flatten)]
+    pub unknown: serde_json::Map<String, serde_json::Value>,
 }
 
 /// Where and when a record is written.
@@ -90,6 +97,7 @@ impl Record {
             build_seconds: None,
             measurement: None,
             startup: None,
+            unknown: serde_json::Map::new(),
         }
     }
 }
@@ -111,14 +119,14 @@ impl Results {
         let results: Results =
             serde_json::from_str(&text).with_context(|| {
                 format!(
-                "results file '{}' is not valid (delete it and measure again)",
+                "results file '{}' is not valid (move it aside and measure again)",
                 path.display()
             )
             })?;
         if results.format_version != FORMAT_VERSION {
             bail!(
                 "results file '{}' has format version {}, this imgopt \
-                 reads version {FORMAT_VERSION} (delete it and measure again)",
+                 reads version {FORMAT_VERSION} (move it aside and measure again)",
                 path.display(),
                 results.format_version
             );
@@ -128,7 +136,11 @@ impl Results {
 
     /// An empty result set.
     pub fn new() -> Results {
-        Results { format_version: FORMAT_VERSION, records: BTreeMap::new() }
+        Results {
+            format_version: FORMAT_VERSION,
+            records: BTreeMap::new(),
+            unknown: serde_json::Map::new(),
+        }
     }
 
     /// The record for `name` and `image_id`, made fresh when there is none
@@ -158,26 +170,14 @@ impl Results {
         self.records.values().find(|r| r.image_id == image_id)
     }
 
-    /// Writes the results atomically: a temporary file beside the target,
-    /// renamed over it.
+    /// Writes the results atomically (a temporary file beside the target,
+    /// renamed over it), keeping the file's permissions and writing
+    /// through a symlink rather than replacing it.
     pub fn save(&self, path: &Path) -> anyhow::Result<()> {
-        let dir = path.parent().unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir).with_context(|| {
-            format!("failed to create directory '{}'", dir.display())
-        })?;
-        let mut file =
-            tempfile::NamedTempFile::new_in(dir).with_context(|| {
-                format!(
-                    "failed to create a temporary file in '{}'",
-                    dir.display()
-                )
-            })?;
-        serde_json::to_writer_pretty(&mut file, self)?;
-        file.write_all(b"\n")?;
-        file.persist(path).with_context(|| {
-            format!("failed to write results '{}'", path.display())
-        })?;
-        Ok(())
+        let mut text = serde_json::to_string_pretty(self)?;
+        text.push('\n');
+        let target = std::fs::canonicalize(path).unwrap_or(path.into());
+        write_atomic(&target, text.as_bytes())
     }
 }
 
@@ -236,6 +236,27 @@ mod tests {
             std::fs::read_dir(path.parent().unwrap()).unwrap().count(),
             1
         );
+    }
+
+    #[test]
+    fn fields_from_a_newer_imgopt_survive_a_rewrite() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("results.json");
+        std::fs::write(
+            &path,
+            r#"{"format_version": 1, "future": [1],
+                "records": {"a": {"image_id": "sha256:a",
+                  "measured_at": "t", "engine_version": "e",
+                  "git_commit": null, "build_seconds": null,
+                  "measurement": null, "verify_extra": {"x": 2}}}}"#,
+        )
+        .unwrap();
+
+        Results::load(&path).unwrap().save(&path).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+
+        assert!(text.contains("\"future\""), "{text}");
+        assert!(text.contains("\"verify_extra\""), "{text}");
     }
 
     #[test]

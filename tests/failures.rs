@@ -158,3 +158,44 @@ fn interrupt(pid: u32) {
         .unwrap();
     assert!(status.success());
 }
+
+#[test]
+fn an_empty_dockerfile_fails_the_build_before_the_upload() {
+    let dir = tiny_project("");
+    std::fs::write(dir.path().join("Dockerfile"), "\n  \n").unwrap();
+
+    let output = run(imgopt(dir.path()).arg("build"));
+
+    // The engine's own message would be "cannot be empty"; imgopt's
+    // refusal comes before the context is uploaded.
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr(&output).contains("is empty"), "{}", stderr(&output));
+}
+
+#[test]
+fn an_invalid_tag_is_a_configuration_error_before_any_build() {
+    let dir = tiny_project("");
+    let config = dir.path().join("imgopt.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, text.replace("imgopt-test:tiny", "Tiny:1"))
+        .unwrap();
+
+    let output = run(imgopt(dir.path()).arg("build"));
+
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("not a valid image reference"));
+}
+
+#[test]
+fn a_full_stderr_does_not_crash_a_build() {
+    let dir = tiny_project("RUN echo quiet\n");
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .expect("/dev/full exists on Linux");
+
+    let output =
+        imgopt(dir.path()).arg("build").stderr(full).output().unwrap();
+
+    assert_eq!(output.status.code(), Some(0));
+}

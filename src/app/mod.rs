@@ -10,17 +10,17 @@ mod compare;
 mod report;
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime};
 
-use anyhow::Context;
+use anyhow::{bail, Context};
 
 use crate::cli::{BuildOptions, Command, Format, MeasureOptions, Options};
 use crate::config::{BuildArgs, Config, Variant};
 use crate::context;
 use crate::dockerfile::{BaseImage, Dockerfile};
 use crate::engine::{BuildRequest, Engine, EngineInfo, ImageNotFound};
-use crate::error::{ExitCode, Interrupted};
+use crate::error::{BuildFailed, ExitCode, Interrupted};
 use crate::measure::Measurement;
 use crate::progress::Reporter;
 use crate::render;
@@ -71,6 +71,8 @@ struct Session<'a> {
     results: Results,
     provenance: Provenance,
     reporter: &'a Reporter,
+    /// Set once saving failed, so the warning is given once.
+    unsaved: bool,
 }
 
 impl<'a> Session<'a> {
@@ -87,11 +89,30 @@ impl<'a> Session<'a> {
             engine_version: info.version.clone(),
             git_commit: git_commit(&config.root),
         };
-        Ok(Session { config, engine, info, results, provenance, reporter })
+        Ok(Session {
+            config,
+            engine,
+            info,
+            results,
+            provenance,
+            reporter,
+            unsaved: false,
+        })
     }
 
-    fn save(&self) -> anyhow::Result<()> {
-        self.results.save(&self.config.results)
+    /// Saves the results file. A file that cannot be written costs the
+    /// saved copy, not the measurement: it is still printed.
+    fn save(&mut self) -> anyhow::Result<()> {
+        if self.unsaved {
+            return Ok(());
+        }
+        if let Err(error) = self.results.save(&self.config.results) {
+            self.unsaved = true;
+            self.reporter.warn(&format!(
+                "{error:#}; results are printed but not saved"
+            ));
+        }
+        Ok(())
     }
 
     /// Builds the variants in configuration order, the custom base first
@@ -101,9 +122,22 @@ impl<'a> Session<'a> {
         variants: &[&Variant],
         options: &BuildOptions,
     ) -> anyhow::Result<Vec<Built>> {
+        self.config.check_paths().with_context(|| {
+            format!(
+                "invalid configuration in '{}'",
+                self.config.root.display()
+            )
+        })?;
         let mut built = Vec::new();
+        // A variant needs the custom base unless the command line passes
+        // its own image for the base's build argument.
+        let needs_base = variants.iter().any(|v| {
+            v.base_arg
+                .as_ref()
+                .is_some_and(|arg| !options.build_args.contains_key(arg))
+        });
         if let Some(base) = &self.config.base {
-            if variants.iter().any(|v| v.base_arg.is_some()) {
+            if needs_base {
                 let args =
                     self.config.base_build_args(base, &options.build_args);
                 let spec = Spec {
@@ -127,9 +161,15 @@ impl<'a> Session<'a> {
                 target: variant.target.as_deref(),
             };
             let image = self.build_one(&spec, &args, options).await?;
-            self.results
-                .record_mut(&variant.name, &image.id, &self.provenance)
-                .build_seconds = Some(image.seconds);
+            // The build that produced an image keeps its time: a cached
+            // rebuild that yields the same image must not replace a real
+            // build's minutes with its milliseconds.
+            let record = self.results.record_mut(
+                &variant.name,
+                &image.id,
+                &self.provenance,
+            );
+            record.build_seconds.get_or_insert(image.seconds);
             self.save()?;
             built.push(image);
         }
@@ -142,20 +182,10 @@ impl<'a> Session<'a> {
         args: &BuildArgs,
         options: &BuildOptions,
     ) -> anyhow::Result<Built> {
-        // The engine is the judge of a Dockerfile: one that our parser
-        // refuses is still sent, with every argument, so the user sees
-        // the engine's verdict as a failed build.
-        let args = match Dockerfile::read(spec.dockerfile) {
-            Ok(dockerfile) => {
-                declared_only(&dockerfile, args, &options.build_args)
-            }
-            Err(error) if spec.dockerfile.is_file() => {
-                tracing::debug!("{error:#}; sending every build argument");
-                args.clone()
-            }
-            Err(error) => return Err(error),
-        };
-        let context = pack(spec.context, spec.dockerfile).await?;
+        let args = self.checked_build_args(spec, args, options)?;
+        tracing::debug!(name = spec.name, ?args, "build arguments");
+        let hidden = [self.state_dir()];
+        let context = pack(spec.context, spec.dockerfile, &hidden).await?;
         self.reporter.start(&format!(
             "building {} ({}, context {})",
             spec.name,
@@ -191,6 +221,85 @@ impl<'a> Session<'a> {
         })
     }
 
+    /// The build arguments to send, after the checks that need no engine.
+    ///
+    /// The engine is the judge of a Dockerfile: one that our parser
+    /// refuses is still sent, with every argument, so the user sees the
+    /// engine's verdict as a failed build. An empty one is refused here,
+    /// because the engine would keep a copy of the whole context behind.
+    fn checked_build_args(
+        &self,
+        spec: &Spec<'_>,
+        args: &BuildArgs,
+        options: &BuildOptions,
+    ) -> anyhow::Result<BuildArgs> {
+        let text =
+            std::fs::read_to_string(spec.dockerfile).with_context(|| {
+                format!(
+                    "failed to read the Dockerfile of '{}' ('{}')",
+                    spec.name,
+                    spec.dockerfile.display()
+                )
+            })?;
+        if text.trim().is_empty() {
+            return Err(BuildFailed {
+                name: spec.name.to_string(),
+                step: None,
+                message: format!(
+                    "the Dockerfile '{}' is empty",
+                    spec.dockerfile.display()
+                ),
+                log_tail: Vec::new(),
+            }
+            .into());
+        }
+        let dockerfile = match Dockerfile::parse(&text) {
+            Ok(dockerfile) => dockerfile,
+            Err(error) => {
+                tracing::debug!("{error:#}; sending every build argument");
+                return Ok(args.clone());
+            }
+        };
+        if let Some(target) = spec.target {
+            let known: Vec<&str> = dockerfile
+                .stages()
+                .iter()
+                .filter_map(|stage| stage.name.as_deref())
+                .collect();
+            if !known.iter().any(|k| k.eq_ignore_ascii_case(target)) {
+                bail!(
+                    "'{}' sets target '{target}', which '{}' does not \
+                     define (stages: {})",
+                    spec.name,
+                    spec.dockerfile.display(),
+                    known.join(", ")
+                );
+            }
+        }
+        let declared = dockerfile.declared_args();
+        for key in options.build_args.keys() {
+            if !declared.contains(key) {
+                self.reporter.warn(&format!(
+                    "--build-arg {key} is not declared by '{}' (an ARG \
+                     {key} line); the build of '{}' ignores it",
+                    spec.dockerfile.display(),
+                    spec.name
+                ));
+            }
+        }
+        Ok(declared_only(&dockerfile, args, &options.build_args))
+    }
+
+    /// The directory (or file) that holds imgopt's own state, which never
+    /// travels in a build context.
+    fn state_dir(&self) -> PathBuf {
+        let results = &self.config.results;
+        match results.parent() {
+            Some(dir) if dir != self.config.context => dir.to_path_buf(),
+            _ => results.clone(),
+        }
+    }
+
     /// Measures a variant's image as it is now.
     async fn measure_variant(
         &mut self,
@@ -212,21 +321,34 @@ impl<'a> Session<'a> {
             Measurement::from_facts(&variant.name, &variant.tag, &facts);
 
         let args = self.config.variant_build_args(variant, cli_args);
-        let dockerfile = Dockerfile::read(&variant.dockerfile)?;
-        if let BaseImage::Image(base) =
-            dockerfile.base_image(&args, variant.target.as_deref())?
-        {
-            match self.engine.inspect(&base).await {
-                Ok(base_facts) => {
-                    m.attribute_base(&facts, &base_facts);
-                    m.base_image_id = Some(base_facts.id);
-                }
-                Err(e) if e.is::<ImageNotFound>() => {}
-                Err(e) => return Err(e),
+        let base = Dockerfile::read(&variant.dockerfile)
+            .and_then(|d| d.base_image(&args, variant.target.as_deref()));
+        let base = match base {
+            Ok(base) => Some(base),
+            Err(error) => {
+                // The image exists; a Dockerfile edited since costs only
+                // the base image column.
+                self.reporter.warn(&format!(
+                    "base image of '{}' unknown: {error:#}",
+                    variant.name
+                ));
+                None
             }
-            m.base_image = Some(base);
-        } else {
-            m.base_image = Some("scratch".into());
+        };
+        match base {
+            Some(BaseImage::Image(base)) => {
+                match self.engine.inspect(&base).await {
+                    Ok(base_facts) => {
+                        m.attribute_base(&facts, &base_facts);
+                        m.base_image_id = Some(base_facts.id);
+                    }
+                    Err(e) if e.is::<ImageNotFound>() => {}
+                    Err(e) => self.reporter.warn(&format!("{e:#}")),
+                }
+                m.base_image = Some(base);
+            }
+            Some(BaseImage::Scratch) => m.base_image = Some("scratch".into()),
+            None => {}
         }
 
         let record = self.results.record_mut(
@@ -255,8 +377,11 @@ impl<'a> Session<'a> {
                 m.base_image_id.clone_from(&earlier.base_image_id);
             }
         }
+        // Keyed apart from the variants, so `--image week2` can never
+        // overwrite the record of the variant named week2.
+        let key = format!("image:{reference}");
         let record =
-            self.results.record_mut(reference, &m.image_id, &self.provenance);
+            self.results.record_mut(&key, &m.image_id, &self.provenance);
         record.measurement = Some(m.clone());
         self.save()?;
         Ok(m)
@@ -321,18 +446,45 @@ async fn run_measure(
         measured.push(session.measure_image(reference).await?);
     }
 
-    let baseline = measured
-        .iter()
-        .find(|m| config.baseline().is_some_and(|b| b.name == m.name))
-        .or(measured.first());
+    let baseline = if options.images.is_empty() {
+        baseline_for(config, &session.results, &measured, reporter)
+    } else {
+        None
+    };
     reporter.clear();
     print(&match options.format {
-        Format::Table => render::measurement_table(&measured, baseline),
-        Format::Json => {
-            render::measurement_json(&session.info, &measured, baseline)
+        Format::Table => {
+            render::measurement_table(&measured, baseline.as_ref())
         }
+        Format::Json => render::measurement_json(
+            &session.info,
+            &measured,
+            baseline.as_ref(),
+        ),
     })?;
     Ok(ExitCode::Success)
+}
+
+/// The measurement the others are compared with: the baseline variant's,
+/// measured now or, when it was not selected, as saved earlier.
+fn baseline_for(
+    config: &Config,
+    results: &Results,
+    measured: &[Measurement],
+    reporter: &Reporter,
+) -> Option<Measurement> {
+    let name = &config.baseline()?.name;
+    if let Some(m) = measured.iter().find(|m| &m.name == name) {
+        return Some(m.clone());
+    }
+    let saved = results.records.get(name).and_then(|r| r.measurement.clone());
+    if saved.is_none() {
+        reporter.warn(&format!(
+            "baseline '{name}' has not been measured yet; measure it to \
+             see the change against it"
+        ));
+    }
+    saved
 }
 
 /// Packs a build context off the async runtime, so Ctrl-C is still heard
@@ -340,10 +492,12 @@ async fn run_measure(
 async fn pack(
     root: &Path,
     dockerfile: &Path,
+    hidden: &[PathBuf],
 ) -> anyhow::Result<context::ContextTar> {
     let (root, dockerfile) = (root.to_path_buf(), dockerfile.to_path_buf());
+    let hidden = hidden.to_vec();
     tokio::task::spawn_blocking(move || {
-        context::pack_context(&root, &dockerfile)
+        context::pack_context_hiding(&root, &dockerfile, &hidden)
     })
     .await
     .context("packing the build context stopped unexpectedly")?
@@ -383,7 +537,7 @@ fn git_commit(root: &Path) -> Option<String> {
 /// binary treats as success.
 fn print(text: &str) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
-    out.write_all(text.as_bytes())?;
-    out.flush()?;
-    Ok(())
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .context("failed to write the results to stdout")
 }

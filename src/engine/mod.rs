@@ -29,11 +29,17 @@ const DEFAULT_HOST: &str = "unix:///var/run/docker.sock";
 /// only after the whole context is uploaded, so this is generous.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(900);
 
+/// How long a request other than a build may take.
+const QUICK_TIMEOUT: Duration = Duration::from_secs(120);
+
 /// How long to wait for the engine to answer the first request.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// How many lines of a failed build's log to show.
 const LOG_TAIL_LINES: usize = 15;
+
+/// How many characters of one log line a failure report shows.
+const LOG_TAIL_WIDTH: usize = 300;
 
 /// A connection to a Docker engine.
 pub struct Engine {
@@ -149,8 +155,19 @@ impl Engine {
         let unreachable =
             |reason: String| EngineUnreachable { host: host.clone(), reason };
 
-        let docker = Docker::connect_with_defaults()
-            .map_err(|e| unreachable(e.to_string()))?
+        if let Some((scheme, _)) = host.split_once("://") {
+            if !["unix", "tcp", "http", "https"].contains(&scheme) {
+                return Err(unreachable(format!(
+                    "imgopt speaks to engines over unix:// and tcp:// \
+                     (with TLS when DOCKER_TLS_VERIFY is set), not {scheme}://"
+                ))
+                .into());
+            }
+        }
+        // Connect to the host read above: bollard's own defaults would
+        // read DOCKER_HOST again, and treat an empty one as an address.
+        let docker = Docker::connect_with_host(&host)
+            .map_err(|e| unreachable(describe(&e)))?
             .with_timeout(REQUEST_TIMEOUT);
         let docker =
             tokio::time::timeout(CONNECT_TIMEOUT, docker.negotiate_version())
@@ -168,10 +185,8 @@ impl Engine {
 
     /// The engine's version and the negotiated API version.
     pub async fn info(&self) -> anyhow::Result<EngineInfo> {
-        let version = self
-            .docker
-            .version()
-            .await
+        let version = quick("version", self.docker.version())
+            .await?
             .context("failed to ask the engine for its version")?;
         Ok(EngineInfo {
             host: self.host.clone(),
@@ -252,14 +267,13 @@ impl Engine {
         &self,
         reference: &str,
     ) -> anyhow::Result<ImageFacts> {
-        let image = self
-            .docker
-            .inspect_image(reference)
-            .await
+        let image = quick("inspect", self.docker.inspect_image(reference))
+            .await?
             .map_err(|e| not_found_or(e, reference))?;
         let id = image.id.clone().unwrap_or_default();
-        let history =
-            self.docker.image_history(&id).await.with_context(|| {
+        let history = quick("history", self.docker.image_history(&id))
+            .await?
+            .with_context(|| {
                 format!("failed to read the history of image '{reference}'")
             })?;
 
@@ -293,7 +307,7 @@ impl Engine {
         &self,
         reference: &str,
     ) -> anyhow::Result<Option<String>> {
-        match self.docker.inspect_image(reference).await {
+        match quick("inspect", self.docker.inspect_image(reference)).await? {
             Ok(image) => Ok(image.id),
             Err(e) if status_of(&e) == Some(404) => Ok(None),
             Err(e) => Err(e).with_context(|| {
@@ -318,7 +332,8 @@ struct BuildLog {
 
 impl BuildLog {
     fn push(&mut self, line: &str, on_event: &mut impl FnMut(BuildEvent<'_>)) {
-        let line = line.trim_end();
+        let line = printable(line.trim_end());
+        let line = line.as_str();
         if line.is_empty() {
             return;
         }
@@ -332,7 +347,7 @@ impl BuildLog {
         if self.tail.len() == LOG_TAIL_LINES {
             self.tail.pop_front();
         }
-        self.tail.push_back(line.to_string());
+        self.tail.push_back(shorten(line, LOG_TAIL_WIDTH));
     }
 
     fn succeeded(&self) -> bool {
@@ -361,6 +376,26 @@ impl BuildLog {
     }
 }
 
+/// The line without terminal control sequences: build output is the
+/// build's, and must not clear or recolour the user's terminal.
+fn printable(line: &str) -> String {
+    line.chars()
+        .map(|c| if c.is_control() && c != '\t' { '\u{fffd}' } else { c })
+        .collect()
+}
+
+/// At most `width` characters, with a note of what was cut.
+fn shorten(line: &str, width: usize) -> String {
+    match line.char_indices().nth(width) {
+        Some((cut, _)) => format!(
+            "{}… ({} more characters)",
+            &line[..cut],
+            line[cut..].chars().count()
+        ),
+        None => line.to_string(),
+    }
+}
+
 fn status_of(error: &BollardError) -> Option<u16> {
     match error {
         BollardError::DockerResponseServerError { status_code, .. } => {
@@ -384,11 +419,30 @@ fn describe(error: &BollardError) -> String {
     let mut text = error.to_string();
     let mut source = std::error::Error::source(error);
     while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
+        // Client libraries often repeat their cause in their own message.
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
         source = cause.source();
     }
     text
+}
+
+/// Bounds a quick request (version, inspect, history) by
+/// [`QUICK_TIMEOUT`], so an engine that stops answering is reported
+/// instead of waited on for the long build timeout.
+async fn quick<T>(
+    what: &str,
+    request: impl std::future::Future<Output = Result<T, BollardError>>,
+) -> anyhow::Result<Result<T, BollardError>> {
+    tokio::time::timeout(QUICK_TIMEOUT, request).await.map_err(|_| {
+        anyhow::anyhow!(
+            "the engine did not answer within {} s ({what})",
+            QUICK_TIMEOUT.as_secs()
+        )
+    })
 }
 
 #[cfg(test)]
@@ -433,6 +487,24 @@ mod tests {
         let failed = error.downcast_ref::<BuildFailed>().unwrap();
         assert_eq!(failed.step.as_deref(), Some("Step 4/7 : RUN npm ci"));
         assert_eq!(failed.log_tail.len(), 2);
+    }
+
+    #[test]
+    fn log_lines_lose_control_codes_and_long_ones_are_cut() {
+        let mut log = BuildLog::default();
+        let mut seen = Vec::new();
+        log.push("\u{1b}[2Jcleared", &mut |e| {
+            if let BuildEvent::Output(l) = e {
+                seen.push(l.to_string());
+            }
+        });
+        log.push(&"x".repeat(1000), &mut |_| {});
+
+        assert_eq!(seen, ["\u{fffd}[2Jcleared"]);
+        assert_eq!(
+            log.tail.back().unwrap(),
+            &format!("{}… (700 more characters)", "x".repeat(300))
+        );
     }
 
     #[test]

@@ -70,7 +70,12 @@ pub fn project_build_arg(name: &str) -> String {
     let config =
         imgopt::config::Config::load(&repo_root().join("imgopt.toml"))
             .expect("the project configuration loads");
-    config.build_args[name].clone()
+    config
+        .local_build_args
+        .get(name)
+        .or(config.build_args.get(name))
+        .unwrap_or_else(|| panic!("no build argument {name} configured"))
+        .clone()
 }
 
 /// A copy of the project (its config, Dockerfiles, app and base image) in
