@@ -11,6 +11,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod context;
+pub mod credentials;
 pub mod dockerfile;
 pub mod engine;
 pub mod error;
