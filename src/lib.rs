@@ -8,6 +8,7 @@
 //! tested without an engine.
 
 pub mod app;
+pub mod base;
 pub mod cli;
 pub mod config;
 pub mod context;

@@ -6,6 +6,8 @@
 //! Ctrl-C: an interrupt drops the in-flight engine request, which makes the
 //! engine cancel the build, and the command returns [`Interrupted`].
 
+mod base;
+
 use std::io::Write;
 use std::path::Path;
 use std::time::{Instant, SystemTime};
@@ -37,6 +39,12 @@ pub async fn run(options: Options) -> anyhow::Result<ExitCode> {
                 run_build(&config, build, &reporter).await
             }
             Command::Measure(m) => run_measure(&config, m, &reporter).await,
+            Command::BaseBuild(b) => {
+                base::run_build(&config, b, &reporter).await
+            }
+            Command::BasePush(p) => {
+                base::run_push(&config, p, &reporter).await
+            }
         }
     };
     tokio::select! {
