@@ -272,6 +272,8 @@ fn a_push_with_a_login_from_config_json_lands_and_pulls_back_the_same() {
         assert!(!stdout.contains(secret) && !stderr.contains(secret));
     }
     assert!(!stderr.contains("X-Registry-Auth"));
+    // The check above means something only if tracing was on.
+    assert!(stderr.contains("bollard"), "trace logging was off: {stderr}");
 
     // It landed: the registry lists the tag.
     let repository = BASE_TAG.split(':').next().unwrap();
@@ -296,6 +298,7 @@ fn a_push_with_a_login_from_config_json_lands_and_pulls_back_the_same() {
 
     registry.stop();
     remove_tag(&target);
+    remove_tag(&format!("{APP_PREFIX}:custom-base"));
 }
 
 /// Pulls `target` with the registry login, through the engine directly.

@@ -317,3 +317,61 @@ fn dry_run(
     });
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan() -> PushPlan {
+        PushPlan::new("yourname/node-base:1.0", Some("127.0.0.1:5000"))
+            .unwrap()
+    }
+
+    fn explained(said: &str, login: Option<&Found>) -> String {
+        let error =
+            anyhow::Error::new(TransferFailed { message: said.into() });
+        format!("{:#}", explain_push(error, &plan(), login))
+    }
+
+    #[test]
+    fn each_push_failure_names_the_registry_and_what_to_do() {
+        let found = Found {
+            credential: Credential::Password {
+                username: "alice".into(),
+                password: "pw".into(),
+            },
+            source: "auths in config.json".into(),
+        };
+        let cases = [
+            (
+                "unauthorized: authentication required",
+                Some(&found),
+                "refused the login of user 'alice'",
+            ),
+            (
+                "no basic auth credentials",
+                None,
+                "requires a login and none was found",
+            ),
+            (
+                "dial tcp 127.0.0.1:5000: connect: connection refused",
+                None,
+                "cannot reach registry 127.0.0.1:5000",
+            ),
+            (
+                "dial tcp: lookup nosuch.invalid: no such host",
+                None,
+                "registry 127.0.0.1:5000 is unknown",
+            ),
+            ("manifest invalid", None, "nothing was published"),
+        ];
+
+        for (said, login, expected) in cases {
+            let text = explained(said, login);
+            assert!(text.contains(expected), "{said}: {text}");
+            assert!(text.contains("127.0.0.1:5000"), "{said}: {text}");
+            assert!(text.ends_with(said), "the registry's words: {text}");
+            assert!(!text.contains("pw"), "{text}");
+        }
+    }
+}
