@@ -128,6 +128,9 @@ pub(super) async fn run_push(
     if tagged {
         engine.tag(&plan.source, &plan.repository, &plan.tag).await?;
     }
+    // Known limit: Ctrl-C drops this future at once, so a registry tag
+    // made just above stays behind after an interrupted push (as after
+    // `docker tag` + an interrupted `docker push`); a failed push removes it.
     let pushed = push(&engine, &plan, login.as_ref(), reporter).await;
     if pushed.is_err() && tagged {
         // Leave no name behind that this failed run created.
@@ -294,10 +297,11 @@ fn dry_run(
         ));
     }
     out.push_str(&format!(
-        "would push {} ({}, {} layers, {}) to registry {}\n",
+        "would push {} ({}, {} layer{}, {}) to registry {}\n",
         plan.target,
         facts.id.trim_start_matches("sha256:").get(..12).unwrap_or("?"),
         facts.layers.len(),
+        if facts.layers.len() == 1 { "" } else { "s" },
         crate::render::human_size(facts.size),
         plan.registry
     ));

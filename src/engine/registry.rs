@@ -192,6 +192,9 @@ impl Engine {
             })?
             .id;
 
+        // Known limit: Ctrl-C between create and remove drops this future
+        // and leaves the (never started) container; it carries
+        // READER_LABEL, and `base build` sweeps such leftovers at start.
         let read = self.archive_file(&id, path).await;
         let removed = self.remove_container(&id).await;
         let file = read?;
