@@ -1,9 +1,9 @@
 //! Engine calls that move images between the engine and a registry: tag,
-//! push, pull, untag, and reading one file out of an image.
+//! push, untag, and reading one file out of an image.
 //!
 //! Registry logins travel to the engine in the `X-Registry-Auth` header,
 //! which bollard builds from a `DockerCredentials`; they are made here from
-//! a [`Credential`] at the last moment and never logged. A push or pull
+//! a [`Credential`] at the last moment and never logged. A push
 //! reports failure inside its stream, so a stream that ends without the
 //! final digest is a failure too: nothing half-pushed is called pushed.
 
@@ -14,9 +14,9 @@ use bollard::auth::DockerCredentials;
 use bollard::errors::Error as BollardError;
 use bollard::models::ContainerCreateBody;
 use bollard::query_parameters::{
-    CreateImageOptionsBuilder, DownloadFromContainerOptionsBuilder,
-    PushImageOptionsBuilder, RemoveContainerOptionsBuilder,
-    RemoveImageOptionsBuilder, TagImageOptionsBuilder,
+    DownloadFromContainerOptionsBuilder, PushImageOptionsBuilder,
+    RemoveContainerOptionsBuilder, RemoveImageOptionsBuilder,
+    TagImageOptionsBuilder,
 };
 use futures_util::StreamExt;
 
@@ -35,7 +35,7 @@ pub struct RegistryLogin<'a> {
     pub server: &'a str,
 }
 
-/// One status message of a push or pull: `Pushing`, `Pushed`, ...
+/// One status message of a push: `Pushing`, `Pushed`, ...
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TransferEvent<'a> {
     /// The engine's status text.
@@ -44,7 +44,7 @@ pub struct TransferEvent<'a> {
     pub progress: Option<(i64, i64)>,
 }
 
-/// A push or pull that the engine or registry refused or could not do.
+/// A push that the engine or registry refused or could not do.
 #[derive(Debug, thiserror::Error)]
 #[error("{message}")]
 pub struct TransferFailed {
@@ -117,51 +117,6 @@ impl Engine {
             }
             .into()
         })
-    }
-
-    /// Pulls `repository:tag` from its registry.
-    pub async fn pull(
-        &self,
-        repository: &str,
-        tag: &str,
-        login: Option<RegistryLogin<'_>>,
-        mut on_event: impl FnMut(TransferEvent<'_>),
-    ) -> anyhow::Result<()> {
-        let options = CreateImageOptionsBuilder::new()
-            .from_image(repository)
-            .tag(tag)
-            .build();
-        let mut stream = self.docker.create_image(
-            Some(options),
-            None,
-            login.map(engine_credentials),
-        );
-        while let Some(item) = stream.next().await {
-            let info = item.map_err(transfer_error)?;
-            if let Some(message) = info.error_detail.and_then(|e| e.message) {
-                return Err(TransferFailed { message }.into());
-            }
-            if let Some(status) = info.status.as_deref() {
-                let progress = info
-                    .progress_detail
-                    .and_then(|d| Some((d.current?, d.total?)));
-                on_event(TransferEvent { status, progress });
-            }
-        }
-        Ok(())
-    }
-
-    /// The digests the registry stored an image under (`RepoDigests`),
-    /// e.g. `127.0.0.1:5000/a/b@sha256:...`.
-    pub async fn repo_digests(
-        &self,
-        reference: &str,
-    ) -> anyhow::Result<Vec<String>> {
-        let image =
-            self.docker.inspect_image(reference).await.with_context(|| {
-                format!("failed to inspect image '{reference}'")
-            })?;
-        Ok(image.repo_digests.unwrap_or_default())
     }
 
     /// Reads one regular file out of an image, through a container that
@@ -291,7 +246,7 @@ fn engine_credentials(login: RegistryLogin<'_>) -> DockerCredentials {
     }
 }
 
-/// An error from a push or pull stream: the engine's words when it gave
+/// An error from a push stream: the engine's words when it gave
 /// some, the connection's otherwise.
 fn transfer_error(error: BollardError) -> anyhow::Error {
     match error {
