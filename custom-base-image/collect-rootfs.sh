@@ -97,4 +97,37 @@ chmod 1777 "$dest/tmp"
 chown "$uid:$gid" "$dest/home/$user"
 chmod 700 "$dest/root"
 
+# The packages manifest: which OS package (and version) each collected file
+# comes from, so `imgopt base build` can report what the image holds
+# although it has no package database. Files made here (passwd, the CA
+# bundle, nsswitch.conf) belong to no package and are not listed.
+owner() {
+    if command -v apk >/dev/null 2>&1; then
+        # "/usr/bin/node is owned by nodejs-18.20.1-r0"
+        apk info --who-owns "$1" 2>/dev/null | sed -n 's/.* is owned by //p'
+    else
+        # "libc6:amd64: /lib/x86_64-linux-gnu/libc.so.6"; merged /usr means
+        # dpkg may know the file under the other spelling of its path.
+        for p in "$1" "/usr$1" "${1#/usr}"; do
+            pkg="$(dpkg -S "$p" 2>/dev/null | grep -v '^diversion' | head -n1 | cut -d: -f1)"
+            if [ -n "$pkg" ]; then
+                printf '%s %s\n' "$pkg" "$(dpkg-query -W -f='${Version}' "$pkg")"
+                return
+            fi
+        done
+    fi
+}
+manifest="$dest/usr/share/node-base/packages.txt"
+mkdir -p "$(dirname "$manifest")"
+(
+    cd "$dest"
+    find . -type f | sed 's|^\.||' | while read -r f; do owner "$f"; done
+) | sort -u >"$manifest.tmp"
+{
+    echo "# OS packages the files of this image come from: name version"
+    cat "$manifest.tmp"
+} >"$manifest"
+rm "$manifest.tmp"
+[ "$(grep -vc '^#' "$manifest")" -gt 0 ] || { echo "collect-rootfs: no package owns any collected file" >&2; exit 1; }
+
 echo "collect-rootfs: $(du -sh "$dest" | cut -f1) in $dest" >&2

@@ -9,6 +9,10 @@
 #   nothing is done. Otherwise scripts/standins.sh builds local stand-ins
 #   from Debian's packages and writes imgopt.local.toml.
 #
+# - Registry: the push tests start Debian's docker-registry on loopback
+#   with an htpasswd login (htpasswd from apache2-utils); both are
+#   installed here when missing. The tests start and stop it themselves.
+#
 # Safe to run any number of times. IMGOPT_STANDINS=1 forces stand-ins,
 # IMGOPT_STANDINS=0 never builds them.
 set -euo pipefail
@@ -67,7 +71,21 @@ hub_reachable() {
         timeout 60 docker pull -q "$alpine" >/dev/null 2>&1
 }
 
+install_registry() {
+    if command -v docker-registry >/dev/null && command -v htpasswd >/dev/null; then
+        return
+    fi
+    if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
+        log "the push tests need docker-registry and htpasswd: install Debian's docker-registry and apache2-utils"
+        exit 2
+    fi
+    log "installing Debian's docker-registry and apache2-utils"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-registry apache2-utils >/dev/null
+}
+
 start_engine
+install_registry
 log "engine $(docker version --format '{{.Server.Version}} (API {{.Server.APIVersion}})')"
 
 case "${IMGOPT_STANDINS:-auto}" in

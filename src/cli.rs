@@ -71,6 +71,65 @@ enum CliCommand {
     /// README's report block and chart; needs no engine.
     #[command(after_help = REPORT_EXIT_CODES)]
     Report(ReportCli),
+    /// Build, measure and publish the custom base image.
+    #[command(subcommand)]
+    Base(BaseCli),
+}
+
+#[derive(Debug, Subcommand)]
+enum BaseCli {
+    /// Build the custom base image, measure it, and show how much of each
+    /// variant it accounts for.
+    #[command(after_help = EXIT_CODES)]
+    Build(BaseBuildCli),
+    /// Push the custom base image to a registry and print its digest.
+    #[command(after_help = EXIT_CODES)]
+    Push(BasePushCli),
+}
+
+#[derive(Debug, Args)]
+struct BaseBuildCli {
+    /// Build under this tag instead of the configured one.
+    #[arg(long, value_name = "NAME:TAG")]
+    tag: Option<String>,
+
+    /// Set a build-time variable, like `docker build --build-arg`.
+    #[arg(long = "build-arg", value_name = "KEY=VALUE")]
+    build_args: Vec<String>,
+
+    /// Do not use the engine's layer cache.
+    #[arg(long)]
+    no_cache: bool,
+
+    /// Output format on stdout.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
+}
+
+#[derive(Debug, Args)]
+struct BasePushCli {
+    /// Push this local image instead of the configured base tag.
+    #[arg(long, value_name = "NAME:TAG")]
+    tag: Option<String>,
+
+    /// The registry to push to (host[:port]); the image is tagged for it.
+    /// Without it, the registry the image's name points at.
+    #[arg(long, value_name = "HOST")]
+    registry: Option<String>,
+
+    /// Log in as this user, with the password read from stdin; without
+    /// it, the login comes from Docker's config.json.
+    #[arg(long, short = 'u', requires = "password_stdin")]
+    username: Option<String>,
+
+    /// Read the password from stdin, as `docker login` does.
+    #[arg(long, requires = "username")]
+    password_stdin: bool,
+
+    /// Show what would be tagged and pushed, and with which login,
+    /// without doing it.
+    #[arg(long)]
+    dry_run: bool,
 }
 
 #[derive(Debug, Args)]
@@ -200,6 +259,34 @@ pub enum Command {
     Compare(CompareOptions),
     /// `imgopt report`.
     Report(ReportOptions),
+    /// `imgopt base build`.
+    BaseBuild(BaseBuildOptions),
+    /// `imgopt base push`.
+    BasePush(BasePushOptions),
+}
+
+/// How to build the custom base image.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BaseBuildOptions {
+    /// The tag to build under instead of the configured one.
+    pub tag: Option<String>,
+    /// Build arguments and cache use; `variants` is unused.
+    pub build: BuildOptions,
+    /// The output format.
+    pub format: Format,
+}
+
+/// Where and how to push the custom base image.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BasePushOptions {
+    /// The local image to push instead of the configured base tag.
+    pub tag: Option<String>,
+    /// The registry host to tag and push for.
+    pub registry: Option<String>,
+    /// The user to log in as; the password comes from stdin.
+    pub username: Option<String>,
+    /// Only show what would be done.
+    pub dry_run: bool,
 }
 
 /// What to compare, and how.
@@ -284,6 +371,27 @@ impl Cli {
                 update_baseline: c.update_baseline,
                 format: c.format,
             }),
+            CliCommand::Base(BaseCli::Build(b)) => {
+                let build = BuildCli {
+                    variants: Vec::new(),
+                    build_args: b.build_args,
+                    no_cache: b.no_cache,
+                };
+                Command::BaseBuild(BaseBuildOptions {
+                    tag: b.tag,
+                    build: build.into_options()?,
+                    format: b.format,
+                })
+            }
+            CliCommand::Base(BaseCli::Push(p)) => {
+                Command::BasePush(BasePushOptions {
+                    tag: p.tag,
+                    registry: p.registry,
+                    // `requires` pairs it with --password-stdin.
+                    username: p.username,
+                    dry_run: p.dry_run,
+                })
+            }
             CliCommand::Report(r) => Command::Report(r.into_options()),
         };
         Ok(Options { verbosity: self.verbose, config: self.config, command })
@@ -442,5 +550,23 @@ mod tests {
 
         assert_eq!(options.verbosity, 2);
         assert_eq!(options.config, PathBuf::from("x.toml"));
+    }
+
+    #[test]
+    fn base_push_takes_a_username_only_with_password_stdin() {
+        let push = |args: &[&str]| {
+            parse_from(["imgopt", "base", "push"].iter().chain(args))
+        };
+
+        assert!(push(&["--username", "alice"]).is_err());
+        assert!(push(&["--password-stdin"]).is_err());
+        let options =
+            push(&["--registry", "h:1", "-u", "a", "--password-stdin"])
+                .unwrap();
+        let Command::BasePush(p) = options.command else {
+            panic!("parsed as {:?}", options.command);
+        };
+        assert_eq!(p.registry.as_deref(), Some("h:1"));
+        assert_eq!(p.username.as_deref(), Some("a"));
     }
 }

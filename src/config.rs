@@ -21,6 +21,9 @@ pub const CONFIG_FILE: &str = "imgopt.toml";
 /// The local override's file name, looked up beside the configuration.
 pub const LOCAL_FILE: &str = "imgopt.local.toml";
 
+/// The custom base's tag when the configuration names none.
+pub const DEFAULT_BASE_TAG: &str = "yourname/node-base:1.0";
+
 /// Build arguments by name. Sorted, so builds and output are reproducible.
 pub type BuildArgs = BTreeMap<String, String>;
 
@@ -193,7 +196,11 @@ struct RawBudgets {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawBase {
-    tag: String,
+    /// The whole tag; or the three parts below, each with a default.
+    tag: Option<String>,
+    namespace: Option<String>,
+    name: Option<String>,
+    version: Option<String>,
     context: PathBuf,
     dockerfile: Option<PathBuf>,
     #[serde(default)]
@@ -289,17 +296,13 @@ impl Config {
         let local_build_args =
             local.map(|l| l.build_args.clone()).unwrap_or_default();
         let base = raw.base.map(|b| {
+            let tag = base_tag(&b);
             let context = root.join(&b.context);
             let dockerfile = match b.dockerfile {
                 Some(file) => root.join(file),
                 None => context.join("Dockerfile"),
             };
-            BaseImage {
-                tag: b.tag,
-                context,
-                dockerfile,
-                build_args: b.build_args,
-            }
+            BaseImage { tag, context, dockerfile, build_args: b.build_args }
         });
         let budgets = Budgets {
             defaults: Limits {
@@ -434,6 +437,23 @@ impl Config {
     }
 }
 
+/// The base's tag: `tag` when given, else `namespace/name:version` with
+/// each part defaulting to [`DEFAULT_BASE_TAG`]'s.
+fn base_tag(base: &RawBase) -> String {
+    if let Some(tag) = &base.tag {
+        return tag.clone();
+    }
+    let part = |value: &Option<String>, default: &str| {
+        value.clone().unwrap_or_else(|| default.to_string())
+    };
+    format!(
+        "{}/{}:{}",
+        part(&base.namespace, "yourname"),
+        part(&base.name, "node-base"),
+        part(&base.version, "1.0")
+    )
+}
+
 fn read_local(path: &Path) -> anyhow::Result<RawLocal> {
     if !path.is_file() {
         bail!("local override '{}' is not a regular file", path.display());
@@ -450,10 +470,11 @@ fn validate(raw: &RawConfig) -> anyhow::Result<()> {
         bail!("no variants: add at least one [[variant]] table");
     }
     let mut seen = std::collections::BTreeSet::new();
+    let base = raw.base.as_ref().map(base_tag);
     let mut tags = std::collections::BTreeMap::new();
-    if let Some(base) = &raw.base {
-        check_tag(&base.tag).context("[base]")?;
-        tags.insert(base.tag.as_str(), "[base]".to_string());
+    if let Some(tag) = &base {
+        check_tag(tag).context("[base]")?;
+        tags.insert(tag.as_str(), "[base]".to_string());
     }
     for v in &raw.variants {
         check_name(&v.name)?;
@@ -475,6 +496,17 @@ fn validate(raw: &RawConfig) -> anyhow::Result<()> {
                 "variant '{}' sets base_arg but there is no [base] table",
                 v.name
             );
+        }
+    }
+    if let Some(base) = &raw.base {
+        let parts = [&base.namespace, &base.name, &base.version];
+        if base.tag.is_some() && parts.iter().any(|p| p.is_some()) {
+            bail!("[base] sets both tag and namespace/name/version; keep one");
+        }
+        for part in parts.into_iter().flatten() {
+            if part.trim().is_empty() || part.contains([':', ' ']) {
+                bail!("[base] has an invalid tag part '{part}'");
+            }
         }
     }
     let baselines = raw.variants.iter().filter(|v| v.baseline).count();
@@ -759,6 +791,21 @@ mod tests {
     }
 
     #[test]
+    fn the_base_tag_is_made_of_namespace_name_and_version() {
+        let parts = SAMPLE.replace(
+            "tag = \"yourname/node-base:1.0\"\n",
+            "namespace = \"acme\"\nversion = \"2.1\"\n",
+        );
+        let bare = SAMPLE.replace("tag = \"yourname/node-base:1.0\"\n", "");
+
+        let tag = |text: &str| parse(text).unwrap().base.unwrap().tag;
+
+        assert_eq!(tag(&parts), "acme/node-base:2.1");
+        assert_eq!(tag(&bare), DEFAULT_BASE_TAG);
+        assert_eq!(tag(SAMPLE), "yourname/node-base:1.0");
+    }
+
+    #[test]
     fn mistakes_in_the_file_are_reported() {
         let cases = [
             ("", "no variants"),
@@ -786,6 +833,11 @@ mod tests {
             (
                 "[[variant]]\nname='a'\ndockerfile='D'\ntag='Up:1'\n",
                 "not a valid image reference",
+            ),
+            (
+                "[base]\ntag='a/b:1'\nversion='2'\ncontext='c'\n\
+                 [[variant]]\nname='a'\ndockerfile='D'\ntag='t'\n",
+                "keep one",
             ),
         ];
 

@@ -8,12 +8,14 @@
 //! tested without an engine.
 
 pub mod app;
+pub mod base;
 pub mod baseline;
 pub mod chart;
 pub mod cli;
 pub mod compare;
 pub mod config;
 pub mod context;
+pub mod credentials;
 pub mod dockerfile;
 pub mod engine;
 pub mod error;

@@ -64,6 +64,14 @@ impl Reporter {
         }
     }
 
+    /// Updates the live status line without starting a new task; plain
+    /// output shows nothing, so CI logs get only the lines that stay.
+    pub fn status(&self, message: &str) {
+        if let Some(bar) = &self.live {
+            bar.set_message(message.to_string());
+        }
+    }
+
     /// Prints a line that stays, above the live status if there is one.
     pub fn line(&self, message: &str) {
         match &self.live {

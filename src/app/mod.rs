@@ -6,6 +6,7 @@
 //! Ctrl-C: an interrupt drops the in-flight engine request, which makes the
 //! engine cancel the build, and the command returns [`Interrupted`].
 
+mod base;
 mod compare;
 mod report;
 
@@ -44,6 +45,12 @@ pub async fn run(options: Options) -> anyhow::Result<ExitCode> {
                 compare::run_compare(&config, c, &reporter).await
             }
             Command::Report(r) => report::run_report(&config, r, &reporter),
+            Command::BaseBuild(b) => {
+                base::run_build(&config, b, &reporter).await
+            }
+            Command::BasePush(p) => {
+                base::run_push(&config, p, &reporter).await
+            }
         }
     };
     tokio::select! {

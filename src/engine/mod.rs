@@ -18,9 +18,13 @@ use bollard::Docker;
 use futures_util::StreamExt;
 use tokio_util::io::ReaderStream;
 
+pub use registry::{RegistryLogin, TransferEvent, TransferFailed};
+
 use crate::config::BuildArgs;
 use crate::context::ContextTar;
 use crate::error::BuildFailed;
+
+mod registry;
 
 /// Where the engine is when `DOCKER_HOST` is not set.
 const DEFAULT_HOST: &str = "unix:///var/run/docker.sock";
