@@ -19,3 +19,4 @@ pub mod progress;
 pub mod render;
 pub mod results;
 pub mod stats;
+pub mod verify;

@@ -6,6 +6,8 @@
 //! Ctrl-C: an interrupt drops the in-flight engine request, which makes the
 //! engine cancel the build, and the command returns [`Interrupted`].
 
+mod verify;
+
 use std::io::Write;
 use std::path::Path;
 use std::time::{Instant, SystemTime};
@@ -31,12 +33,17 @@ pub async fn run(options: Options) -> anyhow::Result<ExitCode> {
         tracing::debug!(path = %path.display(), "merged the local override");
     }
 
+    // verify races Ctrl-C itself: its cleanup must run after the first.
+    if let Command::Verify(v) = &options.command {
+        return verify::run(&config, v, &reporter).await;
+    }
     let work = async {
         match &options.command {
             Command::Build(build) => {
                 run_build(&config, build, &reporter).await
             }
             Command::Measure(m) => run_measure(&config, m, &reporter).await,
+            Command::Verify(_) => unreachable!("handled above"),
         }
     };
     tokio::select! {
