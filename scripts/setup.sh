@@ -7,7 +7,8 @@
 #   Debian's docker.io if needed and starts dockerd in the background.
 # - Base images: if Docker Hub is reachable, the real images are used and
 #   nothing is done. Otherwise scripts/standins.sh builds local stand-ins
-#   from Debian's packages and writes imgopt.local.toml.
+#   from Debian's packages and writes imgopt.local.toml. The same goes for
+#   the Postgres and Redis images `imgopt verify` starts.
 #
 # Safe to run any number of times. IMGOPT_STANDINS=1 forces stand-ins,
 # IMGOPT_STANDINS=0 never builds them.
@@ -69,6 +70,10 @@ case "${IMGOPT_STANDINS:-auto}" in
             "$ROOT/scripts/standins.sh"
         else
             log "Docker Hub reachable: using the real base images"
+            # imgopt verify does not pull: fetch its service images now.
+            for image in $(sed -n 's/^\(postgres\|redis\)_image *= *"\(.*\)"/\2/p' "$ROOT/imgopt.toml"); do
+                docker image inspect "$image" >/dev/null 2>&1 || docker pull -q "$image" >/dev/null
+            done
         fi
         ;;
 esac

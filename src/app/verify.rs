@@ -756,11 +756,24 @@ async fn with_service_states(
 }
 
 async fn log_tail(engine: &Engine, id: &str) -> String {
-    match engine.container_log_tail(id, LOG_LINES).await {
-        Ok(lines) if lines.is_empty() => "\n(no log output)".into(),
+    // imgopt's own /health polling would fill the tail: fetch more and
+    // leave those request lines out.
+    let lines = engine.container_log_tail(id, LOG_LINES * 20).await;
+    match lines {
         Ok(lines) => {
-            let mut text = format!("\nlast {} log lines:", lines.len());
-            for line in lines {
+            let kept: Vec<&String> = lines
+                .iter()
+                .filter(|l| !l.contains(" GET /health "))
+                .collect();
+            let kept = &kept[kept.len().saturating_sub(LOG_LINES)..];
+            if kept.is_empty() {
+                return "\n(no log output besides /health requests)".into();
+            }
+            let mut text = format!(
+                "\nlast {} log lines (without /health requests):",
+                kept.len()
+            );
+            for line in kept {
                 text.push_str(&format!("\n  | {line}"));
             }
             text
