@@ -307,6 +307,9 @@ async fn verify_one(
             Some(millis(h.interval.unwrap_or(Duration::from_secs(30))));
     }
 
+    // Known limit: in --external mode the app joins the engine's default
+    // bridge network, so the URLs must name addresses reachable from
+    // there (not the host's localhost); there is no --network option yet.
     let (env, network) = match &options.external {
         Some(ExternalServices { database_url, redis_url }) => (
             vec![
