@@ -7,11 +7,12 @@
 #   Debian's docker.io if needed and starts dockerd in the background.
 # - Base images: if Docker Hub is reachable, the real images are used and
 #   nothing is done. Otherwise scripts/standins.sh builds local stand-ins
-#   from Debian's packages and writes imgopt.local.toml.
+#   from Debian's packages and writes imgopt.local.toml. The same goes for
+#   the Postgres and Redis images `imgopt verify` starts.
 #
 # - Registry: the push tests start Debian's docker-registry on loopback
 #   with an htpasswd login (htpasswd from apache2-utils); both are
-#   installed here when missing. The tests start and stop it themselves.
+#   installed here when missing (with --tests only). The tests start and stop it themselves.
 #
 # Safe to run any number of times. IMGOPT_STANDINS=1 forces stand-ins,
 # IMGOPT_STANDINS=0 never builds them.
@@ -85,7 +86,10 @@ install_registry() {
 }
 
 start_engine
-install_registry
+# Only the tests push to a registry; the main job does not need one.
+if [ "${1:-}" = "--tests" ]; then
+    install_registry
+fi
 log "engine $(docker version --format '{{.Server.Version}} (API {{.Server.APIVersion}})')"
 
 case "${IMGOPT_STANDINS:-auto}" in
@@ -97,6 +101,10 @@ case "${IMGOPT_STANDINS:-auto}" in
             "$ROOT/scripts/standins.sh"
         else
             log "Docker Hub reachable: using the real base images"
+            # imgopt verify does not pull: fetch its service images now.
+            for image in $(sed -n 's/^\(postgres\|redis\)_image *= *"\(.*\)"/\2/p' "$ROOT/imgopt.toml"); do
+                docker image inspect "$image" >/dev/null 2>&1 || docker pull -q "$image" >/dev/null
+            done
         fi
         ;;
 esac

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Builds local stand-ins for the public base images that imgopt's
-# Dockerfiles use (node:18, node:18-alpine, alpine:3), from Debian's
-# packages, for machines that cannot reach Docker Hub. Then writes
-# imgopt.local.toml so the Rust tool passes them as build args.
+# Dockerfiles use (node:18, node:18-alpine, alpine:3) and for the services
+# that `imgopt verify` starts beside them (postgres:15, redis:7), from
+# Debian's packages, for machines that cannot reach Docker Hub. Then writes
+# imgopt.local.toml so the Rust tool uses them.
 #
 # Usage: scripts/standins.sh [--force]
 #   --force  rebuild every image even if it already exists
@@ -19,12 +20,14 @@ BASE_IMAGE=imgopt-standin/debian:bookworm-minbase
 NODE_IMAGE=imgopt-standin/node:18
 NODE_ALPINE_IMAGE=imgopt-standin/node:18-alpine
 ALPINE_IMAGE=imgopt-standin/alpine:3
+POSTGRES_IMAGE=imgopt-standin/postgres:15
+REDIS_IMAGE=imgopt-standin/redis:7
 
 FORCE=0
 for arg in "$@"; do
     case "$arg" in
         --force) FORCE=1 ;;
-        -h|--help) sed -n '2,11p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "standins: unknown argument: $arg" >&2; exit 2 ;;
     esac
 done
@@ -142,7 +145,7 @@ build_standin() {
     ctx="$(mktemp -d /tmp/imgopt-standin-ctx.XXXXXX)"
     WORK_DIRS+=("$ctx")
     cp "$STANDINS_DIR/$dockerfile" "$ctx/Dockerfile"
-    cp "$STANDINS_DIR/dpkg-slim.cfg" "$ctx/"
+    cp "$STANDINS_DIR/dpkg-slim.cfg" "$STANDINS_DIR"/*.sh "$ctx/"
     mkdir "$ctx/extra-ca"
     if [ -d /usr/local/share/ca-certificates ]; then
         cp -r /usr/local/share/ca-certificates/. "$ctx/extra-ca/"
@@ -178,6 +181,9 @@ ensure "$NODE_IMAGE" build_standin "$NODE_IMAGE" Dockerfile.node18
 ensure "$NODE_ALPINE_IMAGE" build_standin "$NODE_ALPINE_IMAGE" Dockerfile.node18-alpine \
     --build-arg "NPM_BUILDER_IMAGE=$NODE_IMAGE"
 ensure "$ALPINE_IMAGE" build_standin "$ALPINE_IMAGE" Dockerfile.alpine3
+# The services `imgopt verify` starts beside the app.
+ensure "$POSTGRES_IMAGE" build_standin "$POSTGRES_IMAGE" Dockerfile.postgres
+ensure "$REDIS_IMAGE" build_standin "$REDIS_IMAGE" Dockerfile.redis
 
 # Written through a temp file so a crash never leaves half a config.
 cat >"$REPO_ROOT/imgopt.local.toml.tmp" <<EOF
@@ -187,6 +193,10 @@ cat >"$REPO_ROOT/imgopt.local.toml.tmp" <<EOF
 NODE_IMAGE = "$NODE_IMAGE"
 NODE_ALPINE_IMAGE = "$NODE_ALPINE_IMAGE"
 ALPINE_IMAGE = "$ALPINE_IMAGE"
+
+[verify]
+postgres_image = "$POSTGRES_IMAGE"
+redis_image = "$REDIS_IMAGE"
 EOF
 mv "$REPO_ROOT/imgopt.local.toml.tmp" "$REPO_ROOT/imgopt.local.toml"
 log "wrote $REPO_ROOT/imgopt.local.toml"

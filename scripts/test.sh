@@ -6,7 +6,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
-scripts/setup.sh
+scripts/setup.sh --tests
 
 echo "== app: npm test" >&2
 npm --prefix app ci --no-audit --no-fund --loglevel=error

@@ -74,6 +74,56 @@ enum CliCommand {
     /// Build, measure and publish the custom base image.
     #[command(subcommand)]
     Base(BaseCli),
+    /// Start each image with Postgres and Redis, check it works and
+    /// measure its startup and runtime footprint.
+    #[command(after_help = EXIT_CODES)]
+    Verify(VerifyCli),
+}
+
+#[derive(Debug, Args)]
+struct VerifyCli {
+    #[command(flatten)]
+    build: BuildCli,
+
+    /// Verify the images as they are, without building them first.
+    #[arg(long)]
+    no_build: bool,
+
+    /// Verify a local image by reference or ID instead of the variants
+    /// (repeat the flag for more); nothing is built.
+    #[arg(
+        long = "image",
+        value_name = "REF",
+        value_parser = clap::builder::NonEmptyStringValueParser::new(),
+        conflicts_with_all = ["variants", "no_cache", "build_args"]
+    )]
+    images: Vec<String>,
+
+    /// Start the app this many times to time its startup.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    runs: u32,
+
+    /// How long a container may take to be ready or healthy (e.g. 90s);
+    /// the configuration's `[verify] timeout` by default.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    timeout: Option<std::time::Duration>,
+
+    /// Use Postgres and Redis that already run: only the app is started.
+    #[arg(long, requires_all = ["database_url", "redis_url"])]
+    external: bool,
+
+    /// The app's DATABASE_URL in --external mode; it must be reachable
+    /// from inside a container.
+    #[arg(long, value_name = "URL", requires = "external")]
+    database_url: Option<String>,
+
+    /// The app's REDIS_URL in --external mode.
+    #[arg(long, value_name = "URL", requires = "external")]
+    redis_url: Option<String>,
+
+    /// Output format on stdout.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
 }
 
 #[derive(Debug, Subcommand)]
@@ -263,6 +313,36 @@ pub enum Command {
     BaseBuild(BaseBuildOptions),
     /// `imgopt base push`.
     BasePush(BasePushOptions),
+    /// `imgopt verify`.
+    Verify(VerifyOptions),
+}
+
+/// What to verify, and how.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VerifyOptions {
+    /// The variants to verify, and how to build them first.
+    pub build: BuildOptions,
+    /// Whether to build the variants before verifying them.
+    pub build_first: bool,
+    /// Local images to verify instead of the variants.
+    pub images: Vec<String>,
+    /// How many times to start each app for the startup figures.
+    pub runs: u32,
+    /// Overrides the configuration's timeout.
+    pub timeout: Option<std::time::Duration>,
+    /// Services the user runs; `None` starts Postgres and Redis.
+    pub external: Option<ExternalServices>,
+    /// The output format.
+    pub format: Format,
+}
+
+/// Postgres and Redis that the user already runs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExternalServices {
+    /// The app's `DATABASE_URL`.
+    pub database_url: String,
+    /// The app's `REDIS_URL`.
+    pub redis_url: String,
 }
 
 /// How to build the custom base image.
@@ -392,6 +472,20 @@ impl Cli {
                     dry_run: p.dry_run,
                 })
             }
+            CliCommand::Verify(v) => Command::Verify(VerifyOptions {
+                build: v.build.into_options()?,
+                build_first: !v.no_build,
+                images: v.images,
+                runs: v.runs,
+                timeout: v.timeout,
+                external: match (v.external, v.database_url, v.redis_url) {
+                    (true, Some(database_url), Some(redis_url)) => {
+                        Some(ExternalServices { database_url, redis_url })
+                    }
+                    _ => None,
+                },
+                format: v.format,
+            }),
             CliCommand::Report(r) => Command::Report(r.into_options()),
         };
         Ok(Options { verbosity: self.verbose, config: self.config, command })
@@ -568,5 +662,42 @@ mod tests {
         };
         assert_eq!(p.registry.as_deref(), Some("h:1"));
         assert_eq!(p.username.as_deref(), Some("a"));
+    }
+
+    fn verify(args: &[&str]) -> anyhow::Result<VerifyOptions> {
+        let argv = ["imgopt", "verify"].iter().chain(args);
+        match parse_from(argv)?.command {
+            Command::Verify(v) => Ok(v),
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn verify_external_mode_needs_both_urls() {
+        assert!(
+            verify(&["--external", "--database-url", "postgres://x"]).is_err()
+        );
+        assert!(verify(&["--redis-url", "redis://x"]).is_err());
+
+        let v = verify(&[
+            "--external",
+            "--database-url",
+            "postgres://db",
+            "--redis-url",
+            "redis://r",
+        ])
+        .unwrap();
+
+        assert_eq!(v.external.unwrap().redis_url, "redis://r");
+    }
+
+    #[test]
+    fn verify_runs_once_by_default_and_reads_a_human_timeout() {
+        let v = verify(&["--runs", "5", "--timeout", "90s"]).unwrap();
+        assert_eq!(v.runs, 5);
+        assert_eq!(v.timeout, Some(std::time::Duration::from_secs(90)));
+
+        assert_eq!(verify(&[]).unwrap().runs, 1);
+        assert!(verify(&["--runs", "0"]).is_err());
     }
 }

@@ -51,6 +51,25 @@ pub struct Config {
     pub baseline_file: PathBuf,
     /// The limits `compare` enforces; empty when the file sets none.
     pub budgets: Budgets,
+    /// How `imgopt verify` runs the images.
+    pub verify: VerifySettings,
+}
+
+/// How `imgopt verify` runs each image: the service images beside it and
+/// its time limits.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VerifySettings {
+    /// The Postgres image, e.g. `postgres:15.13`.
+    pub postgres_image: String,
+    /// The Redis image, e.g. `redis:7.4.4`.
+    pub redis_image: String,
+    /// The port the app listens on inside its container.
+    pub app_port: u16,
+    /// How long a container may take to be ready or healthy.
+    pub timeout: std::time::Duration,
+    /// The healthcheck interval used for the measurement, in place of the
+    /// image's (its test command is kept).
+    pub health_interval: std::time::Duration,
 }
 
 /// The budgets of `[budgets]`: project-wide limits, and per-variant
@@ -176,6 +195,53 @@ struct RawConfig {
     baseline_file: PathBuf,
     #[serde(default)]
     budgets: RawBudgets,
+    #[serde(default)]
+    verify: RawVerify,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawVerify {
+    postgres_image: String,
+    redis_image: String,
+    app_port: u16,
+    #[serde(with = "humantime_serde_str")]
+    timeout: std::time::Duration,
+    #[serde(with = "humantime_serde_str")]
+    health_interval: std::time::Duration,
+}
+
+impl Default for RawVerify {
+    fn default() -> RawVerify {
+        // The official images, pinned, as the variants' bases are.
+        RawVerify {
+            postgres_image: "postgres:15.13".into(),
+            redis_image: "redis:7.4.4".into(),
+            app_port: 3000,
+            timeout: std::time::Duration::from_secs(60),
+            health_interval: std::time::Duration::from_millis(250),
+        }
+    }
+}
+
+/// Durations written the way people write them: `60s`, `250ms`, `1m`.
+mod humantime_serde_str {
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<std::time::Duration, D::Error> {
+        let text = String::deserialize(d)?;
+        humantime::parse_duration(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+/// The service images a machine's stand-ins replace in the local override.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLocalVerify {
+    postgres_image: Option<String>,
+    redis_image: Option<String>,
 }
 
 /// `[budgets]`: the same fields as [`Limits`], plus per-variant tables.
@@ -221,13 +287,16 @@ struct RawVariant {
     base_arg: Option<String>,
 }
 
-/// What the local override may change: only build arguments, so a machine's
-/// stand-ins can never change what the project means by a variant.
+/// What the local override may change: only build arguments and the
+/// service images `verify` starts, so a machine's stand-ins can never
+/// change what the project means by a variant.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawLocal {
     #[serde(default)]
     build_args: BuildArgs,
+    #[serde(default)]
+    verify: RawLocalVerify,
 }
 
 fn default_context() -> PathBuf {
@@ -295,6 +364,15 @@ impl Config {
 
         let local_build_args =
             local.map(|l| l.build_args.clone()).unwrap_or_default();
+        let mut verify = raw.verify;
+        if let Some(local) = local {
+            if let Some(image) = &local.verify.postgres_image {
+                verify.postgres_image.clone_from(image);
+            }
+            if let Some(image) = &local.verify.redis_image {
+                verify.redis_image.clone_from(image);
+            }
+        }
         let base = raw.base.map(|b| {
             let tag = base_tag(&b);
             let context = root.join(&b.context);
@@ -342,6 +420,13 @@ impl Config {
             base,
             variants,
             local_override: None,
+            verify: VerifySettings {
+                postgres_image: verify.postgres_image,
+                redis_image: verify.redis_image,
+                app_port: verify.app_port,
+                timeout: verify.timeout,
+                health_interval: verify.health_interval,
+            },
         })
     }
 
@@ -468,6 +553,9 @@ fn read_local(path: &Path) -> anyhow::Result<RawLocal> {
 fn validate(raw: &RawConfig) -> anyhow::Result<()> {
     if raw.variants.is_empty() {
         bail!("no variants: add at least one [[variant]] table");
+    }
+    if raw.verify.health_interval < std::time::Duration::from_millis(1) {
+        bail!("[verify] health_interval must be at least 1ms");
     }
     let mut seen = std::collections::BTreeSet::new();
     let base = raw.base.as_ref().map(base_tag);
@@ -680,6 +768,7 @@ mod tests {
                 ("NODE_IMAGE".into(), "imgopt-standin/node:18".into()),
                 ("EXTRA".into(), "local".into()),
             ]),
+            verify: RawLocalVerify::default(),
         };
         let config =
             Config::parse(SAMPLE, Path::new("/repo"), Some(&local)).unwrap();
@@ -692,6 +781,33 @@ mod tests {
         assert_eq!(args["NODE_IMAGE"], "imgopt-standin/node:18");
         assert_eq!(args["EXTRA"], "local");
         assert_eq!(base_args["NODE_IMAGE"], "imgopt-standin/node:18");
+    }
+
+    #[test]
+    fn verify_defaults_to_the_pinned_official_images_unless_overridden() {
+        let config = parse(SAMPLE).unwrap();
+        assert_eq!(config.verify.postgres_image, "postgres:15.13");
+        assert_eq!(config.verify.timeout.as_secs(), 60);
+
+        let local: RawLocal = toml::from_str(
+            "[verify]\npostgres_image = \"imgopt-standin/postgres:15\"\n",
+        )
+        .unwrap();
+        let text = format!("{SAMPLE}\n[verify]\ntimeout = \"90s\"\n");
+        let config =
+            Config::parse(&text, Path::new("/repo"), Some(&local)).unwrap();
+
+        assert_eq!(config.verify.postgres_image, "imgopt-standin/postgres:15");
+        assert_eq!(config.verify.redis_image, "redis:7.4.4");
+        assert_eq!(config.verify.timeout.as_secs(), 90);
+    }
+
+    #[test]
+    fn the_local_override_may_not_change_verify_timings() {
+        let result: Result<RawLocal, _> =
+            toml::from_str("[verify]\ntimeout = \"1s\"\n");
+
+        assert!(result.is_err());
     }
 
     #[test]

@@ -27,3 +27,4 @@ pub mod render;
 pub mod report;
 pub mod results;
 pub mod stats;
+pub mod verify;

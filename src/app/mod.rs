@@ -9,6 +9,7 @@
 mod base;
 mod compare;
 mod report;
+mod verify;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -35,6 +36,10 @@ pub async fn run(options: Options) -> anyhow::Result<ExitCode> {
         tracing::debug!(path = %path.display(), "merged the local override");
     }
 
+    // verify races Ctrl-C itself: its cleanup must run after the first.
+    if let Command::Verify(v) = &options.command {
+        return verify::run(&config, v, &reporter).await;
+    }
     let work = async {
         match &options.command {
             Command::Build(build) => {
@@ -51,6 +56,7 @@ pub async fn run(options: Options) -> anyhow::Result<ExitCode> {
             Command::BasePush(p) => {
                 base::run_push(&config, p, &reporter).await
             }
+            Command::Verify(_) => unreachable!("handled above"),
         }
     };
     tokio::select! {

@@ -24,7 +24,12 @@ use crate::config::BuildArgs;
 use crate::context::ContextTar;
 use crate::error::BuildFailed;
 
+mod containers;
 mod registry;
+pub use containers::{
+    ContainerFacts, ContainerSpec, ContainerStatus, Healthcheck,
+    ImageHealthcheck, Kind, Labelled,
+};
 
 /// Where the engine is when `DOCKER_HOST` is not set.
 const DEFAULT_HOST: &str = "unix:///var/run/docker.sock";

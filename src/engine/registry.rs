@@ -15,8 +15,7 @@ use bollard::errors::Error as BollardError;
 use bollard::models::ContainerCreateBody;
 use bollard::query_parameters::{
     DownloadFromContainerOptionsBuilder, PushImageOptionsBuilder,
-    RemoveContainerOptionsBuilder, RemoveImageOptionsBuilder,
-    TagImageOptionsBuilder,
+    RemoveImageOptionsBuilder, TagImageOptionsBuilder,
 };
 use futures_util::StreamExt;
 
@@ -202,16 +201,6 @@ impl Engine {
         }
         first_file(&archive)
             .with_context(|| format!("failed to unpack '{path}'"))
-    }
-
-    async fn remove_container(&self, id: &str) -> anyhow::Result<()> {
-        let options = RemoveContainerOptionsBuilder::new().force(true).build();
-        match self.docker.remove_container(id, Some(options)).await {
-            Ok(()) => Ok(()),
-            Err(e) if status_of(&e) == Some(404) => Ok(()),
-            Err(e) => Err(e)
-                .with_context(|| format!("failed to remove container {id}")),
-        }
     }
 }
 
