@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Startup and runtime footprint of every variant: `imgopt verify` with
 # RUNS starts per variant (default 5), table on stdout, the JSON document
-# saved beside it. The figures in docs/verify.md come from this script.
+# saved beside it. The figures in the README ("Does it still start?") come from this script.
 #
 # Usage: scripts/bench-verify.sh [RUNS]
 set -euo pipefail
