@@ -385,10 +385,7 @@ pub fn report_table(report: &BaseReport) -> String {
 
 /// The report as a JSON document (format version 1).
 pub fn report_json(report: &BaseReport) -> String {
-    let mut text =
-        serde_json::to_string_pretty(report).expect("the report serializes");
-    text.push('\n');
-    text
+    crate::render::json_text(report)
 }
 
 fn new_table(header: &[&str]) -> comfy_table::Table {

@@ -138,10 +138,7 @@ impl Baseline {
 
     /// The file's text: pretty JSON with a final newline, keys sorted.
     pub fn to_text(&self) -> String {
-        let mut text = serde_json::to_string_pretty(self)
-            .expect("serializing plain data cannot fail");
-        text.push('\n');
-        text
+        crate::render::json_text(self)
     }
 
     /// Writes the file atomically.

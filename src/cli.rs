@@ -83,21 +83,7 @@ enum CliCommand {
 #[derive(Debug, Args)]
 struct VerifyCli {
     #[command(flatten)]
-    build: BuildCli,
-
-    /// Verify the images as they are, without building them first.
-    #[arg(long)]
-    no_build: bool,
-
-    /// Verify a local image by reference or ID instead of the variants
-    /// (repeat the flag for more); nothing is built.
-    #[arg(
-        long = "image",
-        value_name = "REF",
-        value_parser = clap::builder::NonEmptyStringValueParser::new(),
-        conflicts_with_all = ["variants", "no_cache", "build_args"]
-    )]
-    images: Vec<String>,
+    targets: TargetsCli,
 
     /// Start the app this many times to time its startup.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
@@ -254,16 +240,18 @@ struct BuildCli {
     no_cache: bool,
 }
 
+/// What `measure` and `verify` work on: the variants (built first unless
+/// told not to) or local images.
 #[derive(Debug, Args)]
-struct MeasureCli {
+struct TargetsCli {
     #[command(flatten)]
     build: BuildCli,
 
-    /// Measure the images as they are, without building them first.
+    /// Use the images as they are, without building them first.
     #[arg(long)]
     no_build: bool,
 
-    /// Measure a local image by reference or ID instead of the variants
+    /// Use a local image by reference or ID instead of the variants
     /// (repeat the flag for more); nothing is built.
     #[arg(
         long = "image",
@@ -272,6 +260,12 @@ struct MeasureCli {
         conflicts_with_all = ["variants", "no_cache", "build_args"]
     )]
     images: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+struct MeasureCli {
+    #[command(flatten)]
+    targets: TargetsCli,
 
     /// Output format on stdout.
     #[arg(long, value_enum, default_value_t = Format::Table)]
@@ -439,9 +433,9 @@ impl Cli {
         let command = match self.command {
             CliCommand::Build(build) => Command::Build(build.into_options()?),
             CliCommand::Measure(m) => Command::Measure(MeasureOptions {
-                build: m.build.into_options()?,
-                build_first: !m.no_build,
-                images: m.images,
+                build: m.targets.build.into_options()?,
+                build_first: !m.targets.no_build,
+                images: m.targets.images,
                 format: m.format,
             }),
             CliCommand::Compare(c) => Command::Compare(CompareOptions {
@@ -473,9 +467,9 @@ impl Cli {
                 })
             }
             CliCommand::Verify(v) => Command::Verify(VerifyOptions {
-                build: v.build.into_options()?,
-                build_first: !v.no_build,
-                images: v.images,
+                build: v.targets.build.into_options()?,
+                build_first: !v.targets.no_build,
+                images: v.targets.images,
                 runs: v.runs,
                 timeout: v.timeout,
                 external: match (v.external, v.database_url, v.redis_url) {

@@ -474,8 +474,5 @@ pub fn render_table(c: &Comparison, baseline_path: &str) -> String {
 
 /// The comparison as a JSON document (format version 1), pretty-printed.
 pub fn render_json(c: &Comparison) -> String {
-    let mut text = serde_json::to_string_pretty(c)
-        .expect("serializing plain data cannot fail");
-    text.push('\n');
-    text
+    crate::render::json_text(c)
 }

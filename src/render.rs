@@ -110,6 +110,15 @@ fn versus(m: &Measurement, baseline: Option<&Measurement>) -> String {
     }
 }
 
+/// A serializable document as pretty JSON with a final newline, the one
+/// JSON layout of every `--format json` and of the files imgopt writes.
+pub fn json_text(document: &impl Serialize) -> String {
+    let mut text = serde_json::to_string_pretty(document)
+        .expect("plain data with string keys always serializes");
+    text.push('\n');
+    text
+}
+
 /// The table `imgopt build` prints: what was built, under which tag and
 /// ID, and how long it took. Rows are `(name, tag, id, seconds)`.
 pub fn build_table(built: &[(&str, &str, &str, f64)]) -> String {
@@ -188,10 +197,7 @@ pub fn measurement_json(
             })
             .collect(),
     };
-    let mut text = serde_json::to_string_pretty(&document)
-        .expect("serializing plain data cannot fail");
-    text.push('\n');
-    text
+    json_text(&document)
 }
 
 #[cfg(test)]

@@ -258,10 +258,7 @@ fn escape(cell: &str) -> String {
 
 /// The report as a JSON document (format version 1).
 pub fn render_json(report: &Report) -> String {
-    let mut text = serde_json::to_string_pretty(report)
-        .expect("serializing plain data cannot fail");
-    text.push('\n');
-    text
+    crate::render::json_text(report)
 }
 
 /// The block `report --update` writes between the README's markers: the

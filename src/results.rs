@@ -174,8 +174,7 @@ impl Results {
     /// renamed over it), keeping the file's permissions and writing
     /// through a symlink rather than replacing it.
     pub fn save(&self, path: &Path) -> anyhow::Result<()> {
-        let mut text = serde_json::to_string_pretty(self)?;
-        text.push('\n');
+        let text = crate::render::json_text(self);
         let target = std::fs::canonicalize(path).unwrap_or(path.into());
         write_atomic(&target, text.as_bytes())
     }

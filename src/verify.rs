@@ -404,10 +404,7 @@ pub fn json(
         passed: reports.iter().all(VariantReport::passed),
         images: reports,
     };
-    let mut text = serde_json::to_string_pretty(&document)
-        .expect("serializing plain data cannot fail");
-    text.push('\n');
-    text
+    crate::render::json_text(&document)
 }
 
 #[cfg(test)]

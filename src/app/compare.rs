@@ -42,14 +42,8 @@ pub(super) async fn run_compare(
             }
         }
     }
-    let mut measured = Vec::new();
-    for variant in &variants {
-        measured.push(
-            session
-                .measure_variant(variant, &options.build.build_args)
-                .await?,
-        );
-    }
+    let measured =
+        session.measure_all(&variants, &options.build.build_args).await?;
 
     let builds: BTreeMap<String, Summary> = measured
         .iter()

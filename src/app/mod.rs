@@ -313,6 +313,19 @@ impl<'a> Session<'a> {
         }
     }
 
+    /// Measures the variants' images as they are now, in order.
+    async fn measure_all(
+        &mut self,
+        variants: &[&Variant],
+        cli_args: &BuildArgs,
+    ) -> anyhow::Result<Vec<Measurement>> {
+        let mut measured = Vec::with_capacity(variants.len());
+        for variant in variants {
+            measured.push(self.measure_variant(variant, cli_args).await?);
+        }
+        Ok(measured)
+    }
+
     /// Measures a variant's image as it is now.
     async fn measure_variant(
         &mut self,
@@ -447,14 +460,8 @@ async fn run_measure(
     if options.build_first && !variants.is_empty() {
         session.build_all(&variants, &options.build).await?;
     }
-    let mut measured = Vec::new();
-    for variant in &variants {
-        measured.push(
-            session
-                .measure_variant(variant, &options.build.build_args)
-                .await?,
-        );
-    }
+    let mut measured =
+        session.measure_all(&variants, &options.build.build_args).await?;
     for reference in &options.images {
         measured.push(session.measure_image(reference).await?);
     }
