@@ -10,7 +10,7 @@ use oci_spec::distribution::Reference;
 use serde::Serialize;
 
 use crate::measure::Measurement;
-use crate::render::human_size;
+use crate::render::{finish_table, human_size, new_table};
 
 /// Where the base image's packages manifest lives inside the image. The
 /// builder stage of `custom-base-image/Dockerfile` writes it.
@@ -340,7 +340,7 @@ pub fn report_table(report: &BaseReport) -> String {
             .as_ref()
             .map_or("unknown".into(), |p| p.len().to_string()),
     ]);
-    out.push_str(&format!("{table}\n"));
+    out.push_str(&finish_table(table, &[0, 1, 2, 4], &[]));
 
     match &report.packages {
         Some(packages) => {
@@ -379,22 +379,13 @@ pub fn report_table(report: &BaseReport) -> String {
         };
         table.add_row([v.name.clone(), v.image.clone(), size, part, share]);
     }
-    out.push_str(&format!("{table}\n"));
+    out.push_str(&finish_table(table, &[2, 3, 4], &[1, 3]));
     out
 }
 
 /// The report as a JSON document (format version 1).
 pub fn report_json(report: &BaseReport) -> String {
     crate::render::json_text(report)
-}
-
-fn new_table(header: &[&str]) -> comfy_table::Table {
-    let mut table = comfy_table::Table::new();
-    table
-        .load_preset(comfy_table::presets::UTF8_FULL_CONDENSED)
-        .set_content_arrangement(comfy_table::ContentArrangement::Dynamic)
-        .set_header(header.to_vec());
-    table
 }
 
 #[cfg(test)]

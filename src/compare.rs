@@ -8,13 +8,12 @@
 
 use std::collections::BTreeMap;
 
-use comfy_table::{presets, CellAlignment, ContentArrangement, Table};
 use serde::Serialize;
 
 use crate::baseline::{Baseline, Entry};
 use crate::config::{Budgets, Limits};
 use crate::measure::{percent_change, Measurement};
-use crate::render::{human_size, signed_percent};
+use crate::render::{finish_table, human_size, new_table, signed_percent};
 use crate::stats::Summary;
 
 /// The version of the `compare --format json` document.
@@ -342,20 +341,6 @@ pub fn failure_lines(comparison: &Comparison) -> Vec<String> {
         .collect()
 }
 
-fn table(header: &[&str], right: &[usize]) -> Table {
-    let mut table = Table::new();
-    table
-        .load_preset(presets::UTF8_FULL_CONDENSED)
-        .set_content_arrangement(ContentArrangement::Dynamic)
-        .set_header(header.to_vec());
-    for &column in right {
-        if let Some(c) = table.column_mut(column) {
-            c.set_cell_alignment(CellAlignment::Right);
-        }
-    }
-    table
-}
-
 /// A timing the way hyperfine shows it: `mean ± σ` and a range, or the
 /// single figure for one run.
 fn timing(summary: Option<&Summary>) -> (String, String) {
@@ -381,7 +366,7 @@ pub fn render_table(c: &Comparison, baseline_path: &str) -> String {
         header.push("Build range");
     }
     header.push("Startup");
-    let mut variants = table(&header, &[1, 2, 3, 4, 5, 6]);
+    let mut variants = new_table(&header);
     for v in &c.variants {
         let change = if v.is_baseline {
             "baseline".to_string()
@@ -402,22 +387,21 @@ pub fn render_table(c: &Comparison, baseline_path: &str) -> String {
         row.push(timing(v.startup.as_ref()).0);
         variants.add_row(row);
     }
-    let mut out =
-        format!("Variants against the baseline variant\n{variants}\n");
+    let mut out = format!(
+        "Variants against the baseline variant\n{}",
+        finish_table(variants, &[1, 2, 3, 4, 5, 6], &[0])
+    );
 
     if !c.over_time.is_empty() {
-        let mut over = table(
-            &[
-                "Variant",
-                "Before",
-                "After",
-                "Change",
-                "Change %",
-                "Layers",
-                "Base image",
-            ],
-            &[1, 2, 3, 4],
-        );
+        let mut over = new_table(&[
+            "Variant",
+            "Before",
+            "After",
+            "Change",
+            "Change %",
+            "Layers",
+            "Base image",
+        ]);
         for r in &c.over_time {
             let layers = match r.layers_before {
                 Some(before) => format!("{before} → {}", r.layers_after),
@@ -441,15 +425,15 @@ pub fn render_table(c: &Comparison, baseline_path: &str) -> String {
             ]);
         }
         out.push_str(&format!(
-            "\nAgainst the baseline file {baseline_path}\n{over}\n"
+            "\nAgainst the baseline file {baseline_path}\n{}",
+            finish_table(over, &[1, 2, 3, 4], &[0])
         ));
     }
 
     if !c.budgets.is_empty() {
-        let mut budgets = table(
-            &["Variant", "Budget", "Limit", "Measured", "Result", "Note"],
-            &[2, 3],
-        );
+        let mut budgets = new_table(&[
+            "Variant", "Budget", "Limit", "Measured", "Result", "Note",
+        ]);
         for b in &c.budgets {
             budgets.add_row([
                 b.variant.clone(),
@@ -467,7 +451,10 @@ pub fn render_table(c: &Comparison, baseline_path: &str) -> String {
                 b.note.clone().unwrap_or_default(),
             ]);
         }
-        out.push_str(&format!("\nBudgets\n{budgets}\n"));
+        out.push_str(&format!(
+            "\nBudgets\n{}",
+            finish_table(budgets, &[2, 3], &[0, 5])
+        ));
     }
     out
 }

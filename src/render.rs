@@ -37,7 +37,7 @@ pub fn measurement_table(
     measurements: &[Measurement],
     baseline: Option<&Measurement>,
 ) -> String {
-    let mut table = new_table([
+    let mut table = new_table(&[
         "Variant",
         "Image",
         "Size",
@@ -67,19 +67,19 @@ pub fn measurement_table(
 }
 
 /// A table in the house style, with `header`.
-fn new_table<const N: usize>(header: [&str; N]) -> Table {
+pub fn new_table(header: &[&str]) -> Table {
     let mut table = Table::new();
     table
         .load_preset(presets::UTF8_FULL_CONDENSED)
         .set_content_arrangement(ContentArrangement::Dynamic)
-        .set_header(header);
+        .set_header(header.to_vec());
     table
 }
 
 /// Right-aligns the `numeric` columns and lets only the `wrapping` ones
 /// (long names) wrap on a narrow terminal: a number or a short word split
 /// over two lines is worse than a table wider than the screen.
-fn finish_table(
+pub fn finish_table(
     mut table: Table,
     numeric: &[usize],
     wrapping: &[usize],
@@ -122,7 +122,7 @@ pub fn json_text(document: &impl Serialize) -> String {
 /// The table `imgopt build` prints: what was built, under which tag and
 /// ID, and how long it took. Rows are `(name, tag, id, seconds)`.
 pub fn build_table(built: &[(&str, &str, &str, f64)]) -> String {
-    let mut table = new_table(["Variant", "Image", "ID", "Build time"]);
+    let mut table = new_table(&["Variant", "Image", "ID", "Build time"]);
     for (name, tag, id, seconds) in built {
         let short = id.trim_start_matches("sha256:");
         table.add_row([

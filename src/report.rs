@@ -7,7 +7,6 @@
 //! so it depends on nothing but the measured figures: the same results
 //! give the same bytes, and a rerun leaves no diff.
 
-use comfy_table::{presets, CellAlignment, ContentArrangement, Table};
 use serde::Serialize;
 
 use crate::config::Config;
@@ -182,20 +181,11 @@ pub fn size_unit(sizes: impl Iterator<Item = u64>) -> SizeUnit {
 
 /// The report as a table for the terminal.
 pub fn render_table(report: &Report) -> String {
-    let mut table = Table::new();
-    table
-        .load_preset(presets::UTF8_FULL_CONDENSED)
-        .set_content_arrangement(ContentArrangement::Dynamic)
-        .set_header(HEADER);
+    let mut table = crate::render::new_table(&HEADER);
     for row in cells(report) {
         table.add_row(row);
     }
-    for column in NUMERIC {
-        if let Some(c) = table.column_mut(column) {
-            c.set_cell_alignment(CellAlignment::Right);
-        }
-    }
-    format!("{table}\n")
+    crate::render::finish_table(table, &NUMERIC, &[0])
 }
 
 /// The report as a Markdown table, columns padded so the source reads as

@@ -10,7 +10,6 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use comfy_table::{presets, CellAlignment, ContentArrangement, Table};
 use serde::Serialize;
 
 use crate::engine::{EngineInfo, Labelled};
@@ -60,15 +59,6 @@ impl Verdict {
             Verdict::Pass
         } else {
             Verdict::Fail
-        }
-    }
-
-    fn cell(self) -> &'static str {
-        match self {
-            Verdict::Pass => "pass",
-            Verdict::Fail => "FAIL",
-            Verdict::Expected => "expected",
-            Verdict::Skipped => "-",
         }
     }
 }
@@ -267,12 +257,42 @@ pub fn millis(d: Duration) -> u64 {
 }
 
 fn summary_cell(summary: Option<&Summary>) -> String {
-    match summary {
-        Some(s) if s.runs > 1 => {
-            format!("{} ({:.3}–{:.3})", s.display(), s.min, s.max)
-        }
-        Some(s) => s.display(),
-        None => "-".into(),
+    summary.map(Summary::display).unwrap_or_else(|| "-".into())
+}
+
+/// The spread of repeated timings, for a note under the table (the cells
+/// keep mean ± σ only, so the table fits a terminal).
+fn ranges(r: &VariantReport) -> Option<String> {
+    let range = |what: &str, s: &Summary| {
+        format!("{what} {:.3}–{:.3} s", s.min, s.max)
+    };
+    let startup = r.startup.as_ref().filter(|s| s.runs > 1)?;
+    let mut text = range("startup", startup);
+    if let Some(healthy) = r.healthy.as_ref().filter(|s| s.runs > 1) {
+        text.push_str(&format!(", {}", range("healthy", healthy)));
+    }
+    Some(format!("{text} over {} runs", startup.runs))
+}
+
+/// The checks in one cell: how many passed, and the others by kind, e.g.
+/// `2 pass, 4 expected`; each one that did not pass gets a note below.
+fn checks_cell(r: &VariantReport) -> String {
+    let count =
+        |v: Verdict| r.checks.iter().filter(|c| c.verdict == v).count();
+    let parts: Vec<String> = [
+        (Verdict::Pass, "pass"),
+        (Verdict::Fail, "FAIL"),
+        (Verdict::Expected, "expected"),
+        (Verdict::Skipped, "skipped"),
+    ]
+    .into_iter()
+    .filter(|(v, _)| count(*v) > 0)
+    .map(|(v, name)| format!("{} {name}", count(v)))
+    .collect();
+    if parts.is_empty() {
+        "-".into()
+    } else {
+        parts.join(", ")
     }
 }
 
@@ -283,11 +303,7 @@ fn size_cell(bytes: Option<u64>) -> String {
 /// The verify table: one row per image, then notes on how it was
 /// measured.
 pub fn table(reports: &[VariantReport], external: bool) -> String {
-    let mut table = Table::new();
-    table
-        .load_preset(presets::UTF8_FULL_CONDENSED)
-        .set_content_arrangement(ContentArrangement::Dynamic);
-    let mut header = vec![
+    let mut table = crate::render::new_table(&[
         "Variant",
         "Result",
         "Startup (/health)",
@@ -295,11 +311,10 @@ pub fn table(reports: &[VariantReport], external: bool) -> String {
         "Memory",
         "Writable layer",
         "Image",
-    ];
-    header.extend(CHECKS);
-    table.set_header(header);
+        "Checks",
+    ]);
     for r in reports {
-        let mut row = vec![
+        table.add_row([
             r.name.clone(),
             if r.passed() { "pass" } else { "FAIL" }.to_string(),
             summary_cell(r.startup.as_ref()),
@@ -307,27 +322,23 @@ pub fn table(reports: &[VariantReport], external: bool) -> String {
             size_cell(r.memory_bytes),
             size_cell(r.writable_layer_bytes),
             human_size(r.image_bytes),
-        ];
-        row.extend(CHECKS.iter().map(|c| r.verdict(c).cell().to_string()));
-        table.add_row(row);
+            checks_cell(r),
+        ]);
     }
-    for column in 2..=6 {
-        if let Some(c) = table.column_mut(column) {
-            c.set_cell_alignment(CellAlignment::Right);
+    let table = crate::render::finish_table(table, &[2, 3, 4, 5, 6], &[0]);
+
+    let mut text = table;
+    for r in reports {
+        if let Some(range) = ranges(r) {
+            text.push_str(&format!("{}: {range}\n", r.name));
         }
     }
-
-    let mut text = format!("{table}\n");
     for r in reports {
-        for c in r
-            .checks
-            .iter()
-            .filter(|c| matches!(c.verdict, Verdict::Fail | Verdict::Expected))
-        {
-            let how = if c.verdict == Verdict::Expected {
-                "expected on the baseline"
-            } else {
-                "failed"
+        for c in r.checks.iter().filter(|c| c.verdict != Verdict::Pass) {
+            let how = match c.verdict {
+                Verdict::Expected => "expected on the baseline",
+                Verdict::Skipped => "skipped",
+                _ => "failed",
             };
             text.push_str(&format!(
                 "{}: {} {how}: {}\n",
