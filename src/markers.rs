@@ -72,15 +72,29 @@ pub fn replace_block(
     let line_start = text[..end].rfind('\n').map_or(0, |i| i + 1);
     let block_end = line_start.max(block_start);
 
+    // Keep the file's line endings: a start marker whose line ends in
+    // CRLF gets a block of CRLF lines.
+    let after_marker = &text[start + START.len()..];
+    let crlf = after_marker.split('\n').next().is_some_and(|line| {
+        line.ends_with('\r') && after_marker.contains('\n')
+    });
+    let converted;
+    let content = if crlf {
+        converted = content.replace("\r\n", "\n").replace('\n', "\r\n");
+        converted.as_str()
+    } else {
+        content
+    };
+    let newline = if crlf { "\r\n" } else { "\n" };
     let mut out = String::with_capacity(text.len() + content.len());
     out.push_str(&text[..block_start]);
     if block_start == after_start {
         // The markers share a line: give the block lines of its own.
-        out.push('\n');
+        out.push_str(newline);
     }
     out.push_str(content);
     if !content.is_empty() && !content.ends_with('\n') {
-        out.push('\n');
+        out.push_str(newline);
     }
     out.push_str(&text[block_end..]);
     Ok(out)
@@ -99,6 +113,19 @@ fn find_one(text: &str, marker: &'static str) -> Result<usize, MarkerError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_crlf_file_gets_crlf_lines_in_its_block() {
+        let text = format!("a\r\n{START}\r\nold\r\n{END}\r\nz\r\n");
+
+        let out = replace_block(&text, "one\ntwo\n").unwrap();
+
+        assert_eq!(
+            out,
+            format!("a\r\n{START}\r\none\r\ntwo\r\n{END}\r\nz\r\n")
+        );
+        assert_eq!(replace_block(&out, "one\ntwo\n").unwrap(), out);
+    }
     use proptest::prelude::*;
 
     /// Text that may hold anything but a marker (or half of one).

@@ -109,8 +109,8 @@ pub(super) async fn run_push(
     let facts = engine.inspect(&plan.source).await.map_err(|e| {
         if e.is::<ImageNotFound>() {
             e.context(format!(
-                "the base image '{}' is not built yet: run `imgopt base \
-                 build` first",
+                "the base image '{0}' is not built yet: run `imgopt base \
+                 build --tag {0}` first",
                 plan.source
             ))
         } else {

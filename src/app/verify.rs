@@ -255,10 +255,13 @@ async fn start_report(
     target: &Target,
 ) -> anyhow::Result<VariantReport> {
     let facts = engine.inspect(&target.image).await.map_err(|e| {
-        e.context(format!(
-            "cannot verify '{}': build it first (or drop --no-build)",
-            target.name
-        ))
+        // A variant can be built by imgopt; an --image reference cannot.
+        let hint = if target.name == target.image {
+            "pull or build it first"
+        } else {
+            "build it first (or drop --no-build)"
+        };
+        e.context(format!("cannot verify '{}': {hint}", target.name))
     })?;
     let mut report = VariantReport::new(
         &target.name,
