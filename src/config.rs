@@ -623,7 +623,7 @@ fn check_name(name: &str) -> anyhow::Result<()> {
 /// Checks an image reference the way the engine will, so a bad tag fails
 /// at load time and not after other images were built: an optional
 /// registry host, lowercase path components, an optional tag.
-fn check_tag(reference: &str) -> anyhow::Result<()> {
+pub fn check_tag(reference: &str) -> anyhow::Result<()> {
     let invalid = |why: &str| {
         anyhow::anyhow!(
             "tag '{}' is not a valid image reference: {why}",
