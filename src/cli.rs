@@ -86,12 +86,12 @@ struct VerifyCli {
     targets: TargetsCli,
 
     /// Start the app this many times to time its startup.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
     runs: u32,
 
     /// How long a container may take to be ready or healthy (e.g. 90s);
     /// the configuration's `[verify] timeout` by default.
-    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = parse_timeout)]
     timeout: Option<std::time::Duration>,
 
     /// Use Postgres and Redis that already run: only the app is started.
@@ -100,11 +100,21 @@ struct VerifyCli {
 
     /// The app's DATABASE_URL in --external mode; it must be reachable
     /// from inside a container.
-    #[arg(long, value_name = "URL", requires = "external")]
+    #[arg(
+        long,
+        value_name = "URL",
+        requires = "external",
+        value_parser = url_parser(&["postgres", "postgresql"])
+    )]
     database_url: Option<String>,
 
     /// The app's REDIS_URL in --external mode.
-    #[arg(long, value_name = "URL", requires = "external")]
+    #[arg(
+        long,
+        value_name = "URL",
+        requires = "external",
+        value_parser = url_parser(&["redis", "rediss"])
+    )]
     redis_url: Option<String>,
 
     /// Output format on stdout.
@@ -523,6 +533,37 @@ impl BuildCli {
     }
 }
 
+/// A verify timeout: a duration people write (`90s`, `2m`), at least one
+/// second, since no container is ready sooner.
+fn parse_timeout(text: &str) -> Result<std::time::Duration, String> {
+    let duration =
+        humantime::parse_duration(text).map_err(|e| e.to_string())?;
+    if duration < std::time::Duration::from_secs(1) {
+        return Err("the timeout must be at least 1s".into());
+    }
+    Ok(duration)
+}
+
+/// A parser for URLs with one of `schemes`, e.g. `postgres://...`.
+fn url_parser(
+    schemes: &'static [&'static str],
+) -> impl Fn(&str) -> Result<String, String> + Clone {
+    move |text: &str| {
+        let scheme = text.split_once("://").map(|(s, _)| s);
+        match scheme {
+            Some(s) if schemes.contains(&s) => Ok(text.to_string()),
+            _ => Err(format!(
+                "expected a URL starting with {}",
+                schemes
+                    .iter()
+                    .map(|s| format!("{s}://"))
+                    .collect::<Vec<_>>()
+                    .join(" or ")
+            )),
+        }
+    }
+}
+
 /// Reads `KEY=VALUE`, or a bare `KEY` from the environment as
 /// `docker build` does (skipped when the variable is unset).
 fn parse_build_arg(arg: &str) -> anyhow::Result<Option<(String, String)>> {
@@ -693,5 +734,18 @@ mod tests {
 
         assert_eq!(verify(&[]).unwrap().runs, 1);
         assert!(verify(&["--runs", "0"]).is_err());
+        assert!(verify(&["--timeout", "0s"]).is_err());
+        assert!(verify(&["--timeout", "1ms"]).is_err());
+    }
+
+    #[test]
+    fn verify_external_urls_must_have_the_right_scheme() {
+        let external = |db: &str, redis: &str| {
+            verify(&["--external", "--database-url", db, "--redis-url", redis])
+        };
+
+        assert!(external("postgres://u@db/app", "redis://r:6379").is_ok());
+        assert!(external("garbage", "redis://r").is_err());
+        assert!(external("postgres://db", "http://r").is_err());
     }
 }

@@ -51,7 +51,10 @@ fn init_tracing(verbosity: u8) {
         _ => "imgopt=trace,bollard=debug,info",
     };
     let filter = EnvFilter::try_from_env("IMGOPT_LOG")
-        .unwrap_or_else(|_| EnvFilter::new(default));
+        .unwrap_or_else(|_| EnvFilter::new(default))
+        // bollard traces request bodies, which carry containers' env
+        // (verify's database URLs): never below debug, whatever asked.
+        .add_directive("bollard=debug".parse().expect("a valid directive"));
     let colour = std::io::stderr().is_terminal()
         && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     tracing_subscriber::fmt()

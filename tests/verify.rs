@@ -189,13 +189,13 @@ fn with_redis_stopped_health_turns_503_and_verify_names_redis() {
     let dir = built_project();
     let mut child = spawn_verify(
         dir,
-        &["multi-stage", "--no-build", "--runs", "1000", "--timeout", "40s"],
+        &["multi-stage", "--no-build", "--runs", "100", "--timeout", "40s"],
     );
     let pid = child.id();
     let mut lines = BufReader::new(child.stderr.take().unwrap())
         .lines()
         .map_while(Result::ok);
-    read_until(&mut lines, "run 1/1000: /health ready");
+    read_until(&mut lines, "run 1/100: /health ready");
 
     let redis = container_of(pid, "redis").expect("a redis container");
     let docker = docker();
@@ -339,9 +339,20 @@ fn a_crashing_app_fails_with_its_logs_and_dead_runs_are_swept() {
 
 #[test]
 fn ctrl_c_during_verify_exits_130_and_removes_everything() {
+    interrupt_verify_with("INT");
+}
+
+#[test]
+fn sigterm_and_sighup_clean_up_like_ctrl_c() {
+    // `timeout`, a cancelled CI job and a closed terminal send these.
+    interrupt_verify_with("TERM");
+    interrupt_verify_with("HUP");
+}
+
+fn interrupt_verify_with(signal: &str) {
     let dir = built_project();
     let mut child =
-        spawn_verify(dir, &["custom-base", "--no-build", "--runs", "1000"]);
+        spawn_verify(dir, &["custom-base", "--no-build", "--runs", "100"]);
     let pid = child.id();
     let mut lines = BufReader::new(child.stderr.take().unwrap())
         .lines()
@@ -350,7 +361,7 @@ fn ctrl_c_during_verify_exits_130_and_removes_everything() {
     assert!(!left_by(pid).is_empty(), "nothing was created yet");
 
     let status = std::process::Command::new("kill")
-        .args(["-INT", &pid.to_string()])
+        .args([format!("-{signal}"), pid.to_string()])
         .status()
         .unwrap();
     assert!(status.success());
@@ -358,6 +369,6 @@ fn ctrl_c_during_verify_exits_130_and_removes_everything() {
     let status = child.wait().unwrap();
     eprintln!("{}", rest.join("\n"));
 
-    assert_eq!(status.code(), Some(130));
+    assert_eq!(status.code(), Some(130), "after SIG{signal}");
     assert_nothing_left(pid);
 }

@@ -61,10 +61,47 @@ pub async fn run(options: Options) -> anyhow::Result<ExitCode> {
     };
     tokio::select! {
         result = work => result,
-        _ = tokio::signal::ctrl_c() => {
+        () = interrupted() => {
             reporter.clear();
             Err(Interrupted.into())
         }
+    }
+}
+
+/// Completes when imgopt is asked to stop: Ctrl-C (SIGINT), and on Unix
+/// SIGTERM (`timeout`, a cancelled CI job) and SIGHUP (a closed
+/// terminal). Each is handled as an interrupt: the work is dropped, what
+/// it created is cleaned up, and imgopt exits 130.
+pub(crate) async fn interrupted() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let term = signal(SignalKind::terminate()).ok();
+        let hup = signal(SignalKind::hangup()).ok();
+        tokio::select! {
+            () = ctrl_c() => {}
+            () = unix_signal(term) => {}
+            () = unix_signal(hup) => {}
+        }
+    }
+    #[cfg(not(unix))]
+    ctrl_c().await;
+}
+
+/// Ctrl-C; never, when the platform cannot deliver it.
+async fn ctrl_c() {
+    if tokio::signal::ctrl_c().await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+#[cfg(unix)]
+async fn unix_signal(signal: Option<tokio::signal::unix::Signal>) {
+    match signal {
+        Some(mut signal) => {
+            signal.recv().await;
+        }
+        None => std::future::pending::<()>().await,
     }
 }
 

@@ -15,6 +15,7 @@
 //! cleanup and says what may be left.
 
 use std::collections::HashMap;
+use std::io::Write;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -125,7 +126,7 @@ pub(super) async fn run(
     };
     let outcome = tokio::select! {
         result = work => Some(result),
-        _ = tokio::signal::ctrl_c() => None,
+        () = super::interrupted() => None,
     };
     reporter.clear();
 
@@ -133,7 +134,8 @@ pub(super) async fn run(
     match Engine::connect().await {
         Ok(engine) => cleanup(&engine, &run, reporter).await?,
         Err(e) if outcome.is_none() => {
-            eprintln!(
+            let _ = writeln!(
+                std::io::stderr(),
                 "warning: could not clean up ({e:#}); remove what is left \
                  with: docker rm -f $(docker ps -aq --filter label={0}); \
                  docker network prune --filter label={0}",
@@ -844,6 +846,21 @@ async fn remove_run(engine: &Engine, run: &Run) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Removes the run's things until two listings a moment apart find
+/// nothing. A create request that was cut off (by Ctrl-C or a timeout)
+/// can still complete in the engine after the first empty listing.
+async fn remove_settled(engine: &Engine, run: &Run) -> anyhow::Result<()> {
+    const SETTLE: std::time::Duration = std::time::Duration::from_millis(300);
+    for _ in 0..5 {
+        remove_run(engine, run).await?;
+        tokio::time::sleep(SETTLE).await;
+        if engine.list_labelled(&run.filter()).await?.is_empty() {
+            return Ok(());
+        }
+    }
+    remove_run(engine, run).await
+}
+
 /// The run's last cleanup, on every way out. A second Ctrl-C stops it at
 /// once and says what may be left.
 async fn cleanup(
@@ -852,10 +869,11 @@ async fn cleanup(
     reporter: &Reporter,
 ) -> anyhow::Result<()> {
     tokio::select! {
-        result = remove_run(engine, run) => result,
-        _ = tokio::signal::ctrl_c() => {
+        result = remove_settled(engine, run) => result,
+        () = super::interrupted() => {
             reporter.clear();
-            eprintln!(
+            let _ = writeln!(
+                std::io::stderr(),
                 "interrupted again: stopped cleaning up; containers and \
                  networks labelled {0} may be left: docker rm -f $(docker \
                  ps -aq --filter label={0}); docker network prune --force \
