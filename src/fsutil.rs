@@ -92,6 +92,12 @@ impl PendingWrite {
     }
 }
 
+/// Checks, before any work is done, that [`write_atomic`] may replace
+/// `path`: it is missing, or a regular file that is not read-only.
+pub fn check_writable(path: &Path) -> anyhow::Result<()> {
+    writable_target(path).map(drop)
+}
+
 /// The file `path` names, with symlinks followed (also a dangling one,
 /// whose target a write creates), refused when it exists and is not a
 /// regular file or is read-only.
@@ -284,6 +290,8 @@ mod tests {
         assert!(err.contains("README.md"), "{err}");
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "old");
         assert_eq!(entries(dir.path()), 1);
+        assert!(check_writable(&path).is_err());
+        assert!(check_writable(&dir.path().join("new.json")).is_ok());
     }
 
     #[test]
