@@ -28,12 +28,12 @@
 //! ```
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
-use crate::fsutil::write_atomic;
+use crate::fsutil::{self, write_atomic};
 use crate::measure::Measurement;
 
 /// The format version this build of imgopt reads and writes.
@@ -103,37 +103,37 @@ impl Baseline {
         }
     }
 
-    /// Reads the baseline file; `None` when there is none.
+    /// Reads the baseline file; `None` when there is none, an
+    /// [`Unusable`] error when it is there but holds no baseline this
+    /// imgopt reads.
     pub fn load(path: &Path) -> anyhow::Result<Option<Baseline>> {
-        let text = match std::fs::read_to_string(path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Ok(None)
-            }
-            Err(e) => {
-                return Err(e).with_context(|| {
-                    format!("failed to read baseline '{}'", path.display())
-                })
-            }
+        let Some(bytes) = fsutil::read_regular(path).with_context(|| {
+            format!("failed to read baseline '{}'", path.display())
+        })?
+        else {
+            return Ok(None);
         };
-        let baseline: Baseline =
-            serde_json::from_str(&text).with_context(|| {
-                format!(
-                    "baseline file '{}' is not valid (write a new one with \
-                     `imgopt compare --update-baseline`)",
-                    path.display()
-                )
-            })?;
-        if baseline.format_version != FORMAT_VERSION {
-            bail!(
-                "baseline file '{}' has format version {}, this imgopt \
-                 reads version {FORMAT_VERSION} (write a new one with \
-                 `imgopt compare --update-baseline`)",
-                path.display(),
-                baseline.format_version
-            );
-        }
+        let baseline = parse(&bytes).map_err(|problem| Unusable {
+            path: path.to_path_buf(),
+            problem,
+        })?;
         Ok(Some(baseline))
+    }
+
+    /// Notes on variants the file names that the configuration no longer
+    /// has (`known` says which it has): they are compared with nothing,
+    /// and the next `--update-baseline` drops them.
+    pub fn stale_notes(&self, known: impl Fn(&str) -> bool) -> Vec<String> {
+        self.variants
+            .keys()
+            .filter(|name| !known(name))
+            .map(|name| {
+                format!(
+                    "note: baseline names variant '{name}', which \
+                     imgopt.toml no longer has; `--update-baseline` drops it"
+                )
+            })
+            .collect()
     }
 
     /// The file's text: pretty JSON with a final newline, keys sorted.
@@ -146,6 +146,54 @@ impl Baseline {
         write_atomic(path, self.to_text().as_bytes()).with_context(|| {
             format!("failed to save baseline '{}'", path.display())
         })
+    }
+}
+
+/// The file's baseline, or what is wrong with it. The version is read
+/// first, so a file of another version is reported as such and not by
+/// the first field this version misses in it.
+fn parse(bytes: &[u8]) -> Result<Baseline, String> {
+    let value: serde_json::Value = serde_json::from_slice(bytes)
+        .map_err(|e| format!("is not valid JSON ({e})"))?;
+    match value.get("format_version").and_then(|v| v.as_u64()) {
+        Some(version) if version == u64::from(FORMAT_VERSION) => {}
+        Some(version) => {
+            return Err(format!(
+                "has format version {version}, this imgopt reads version \
+                 {FORMAT_VERSION}"
+            ))
+        }
+        None => return Err("has no format_version number".into()),
+    }
+    serde_json::from_value(value)
+        .map_err(|e| format!("is not a valid baseline file ({e})"))
+}
+
+/// A baseline file that is there but cannot be used: not JSON, not a
+/// baseline, or another format version. `compare --update-baseline`
+/// replaces it; every other command stops with this error.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "baseline file '{}' {problem} (run `imgopt compare --update-baseline` \
+     to replace it)",
+    path.display()
+)]
+pub struct Unusable {
+    /// The file.
+    pub path: PathBuf,
+    /// What is wrong with it, e.g. `has format version 2, ...`.
+    pub problem: String,
+}
+
+impl Unusable {
+    /// The warning for `--update-baseline`, which replaces the file.
+    pub fn replacing(&self) -> String {
+        format!(
+            "the baseline file '{}' could not be read: it {}; it is being \
+             replaced",
+            self.path.display(),
+            self.problem
+        )
     }
 }
 
@@ -203,6 +251,70 @@ mod tests {
         let err = format!("{:#}", Baseline::load(&path).unwrap_err());
 
         assert!(err.contains("format version 2"), "{err}");
-        assert!(err.contains("--update-baseline"), "{err}");
+        assert!(err.contains("--update-baseline` to replace it"), "{err}");
+    }
+
+    #[test]
+    fn a_foreign_version_is_reported_before_any_missing_field() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("imgopt-baseline.json");
+        std::fs::write(&path, r#"{"format_version": 7, "images": []}"#)
+            .unwrap();
+
+        let err = Baseline::load(&path).unwrap_err();
+
+        let unusable = err.downcast_ref::<Unusable>().expect("typed");
+        assert!(unusable.problem.contains("format version 7"), "{err}");
+        assert!(!err.to_string().contains("missing field"), "{err}");
+    }
+
+    #[test]
+    fn corrupt_files_are_unusable_with_the_way_to_replace_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("imgopt-baseline.json");
+        let cases: [&[u8]; 4] = [
+            b"{ truncated",
+            b"\xff\xfe not text",
+            br#"{"variants": {}}"#,
+            br#"{"format_version": 1, "variants": 3}"#,
+        ];
+        for bytes in cases {
+            std::fs::write(&path, bytes).unwrap();
+
+            let err = Baseline::load(&path).unwrap_err();
+
+            let unusable = err.downcast_ref::<Unusable>();
+            assert!(unusable.is_some(), "{err:#}");
+            let text = err.to_string();
+            assert!(
+                text.contains(
+                    "run `imgopt compare --update-baseline` to replace it"
+                ),
+                "{text}"
+            );
+            let warning = unusable.unwrap().replacing();
+            assert!(warning.contains("is being replaced"), "{warning}");
+        }
+    }
+
+    #[test]
+    fn a_variant_gone_from_the_config_gets_a_note() {
+        let baseline = Baseline {
+            format_version: FORMAT_VERSION,
+            engine_version: "20.10".into(),
+            git_commit: None,
+            variants: BTreeMap::from([
+                ("kept".into(), entry(1)),
+                ("gone".into(), entry(2)),
+            ]),
+        };
+
+        let notes = baseline.stale_notes(|name| name == "kept");
+
+        assert_eq!(
+            notes,
+            ["note: baseline names variant 'gone', which imgopt.toml no \
+              longer has; `--update-baseline` drops it"]
+        );
     }
 }

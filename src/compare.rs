@@ -288,26 +288,92 @@ fn check(
     }
 }
 
-/// The value of a budget row in its unit, for people.
-fn budget_value(budget: &str, value: f64) -> String {
+/// How many extra decimals (or, for bytes, exact counts) a budget row
+/// may take so that a measured value other than its limit reads as other.
+const MAX_DETAIL: usize = 15;
+
+/// The limit (`<= 5.0%`) and the measured value (`+10.3%`, or `-` when
+/// not measured) of a budget row, for people. Shown at the usual
+/// precision unless a value different from its limit would then read
+/// the same, as `<= 0.0% (measured +0.0%)` did; then with as much more
+/// as it takes.
+fn row_texts(row: &BudgetRow) -> (String, String) {
+    let Some(measured) = row.measured else {
+        return (limit_text(row.budget, row.limit, 0), "-".into());
+    };
+    let mut detail = 0;
+    while detail < MAX_DETAIL
+        && measured != row.limit
+        && reads_same(
+            &number(row.budget, measured, detail),
+            &number(row.budget, row.limit, detail),
+        )
+    {
+        detail += 1;
+    }
+    (
+        limit_text(row.budget, row.limit, detail),
+        measured_text(row.budget, measured, detail),
+    )
+}
+
+/// The magnitude of a budget's value in its unit, without sign or
+/// percent; `detail` adds decimals, or shows bytes exactly.
+fn number(budget: &str, value: f64, detail: usize) -> String {
+    let magnitude = value.abs();
     match budget {
-        "max_size_bytes" => human_size(value as u64),
-        "max_growth_bytes" => signed_size(value as i64),
-        "max_layers" => format!("{value}"),
-        "min_reduction_percent" => format!("{value:.1}%"),
-        _ => signed_percent(value),
+        "max_size_bytes" | "max_growth_bytes" if detail == 0 => {
+            human_size(magnitude as u64)
+        }
+        "max_size_bytes" | "max_growth_bytes" => {
+            format!("{} B", magnitude as u64)
+        }
+        "max_layers" => format!("{magnitude}"),
+        _ => fixed(magnitude, 1 + detail),
     }
 }
 
-fn limit_text(row: &BudgetRow) -> String {
-    let value = match row.budget {
-        "max_growth_bytes" => human_size(row.limit as u64),
-        "max_growth_percent" => format!("{:.1}%", row.limit),
-        other => budget_value(other, row.limit),
+/// Whether two numbers with an optional unit read as the same value:
+/// `200 MB` and `200.00 MB` do.
+fn reads_same(a: &str, b: &str) -> bool {
+    let split = |s: &str| {
+        let (n, unit) = s.split_once(' ').unwrap_or((s, ""));
+        (n.parse::<f64>().ok(), unit.to_string())
     };
-    match row.budget {
-        "min_reduction_percent" => format!(">= {value}"),
+    match (split(a), split(b)) {
+        ((Some(x), unit_a), (Some(y), unit_b)) => x == y && unit_a == unit_b,
+        _ => a == b,
+    }
+}
+
+/// `value` with `decimals` decimals, or in scientific notation when it is
+/// so large that the digits would fill the screen (a limit of `1e300`).
+fn fixed(value: f64, decimals: usize) -> String {
+    if value.abs() >= 1e15 {
+        format!("{value:.decimals$e}")
+    } else {
+        format!("{value:.decimals$}")
+    }
+}
+
+fn limit_text(budget: &str, limit: f64, detail: usize) -> String {
+    let value = number(budget, limit, detail);
+    match budget {
+        "min_reduction_percent" => format!(">= {value}%"),
+        "max_growth_percent" => format!("<= {value}%"),
         _ => format!("<= {value}"),
+    }
+}
+
+fn measured_text(budget: &str, value: f64, detail: usize) -> String {
+    let number = number(budget, value, detail);
+    let sign = if value < 0.0 { "-" } else { "+" };
+    match budget {
+        "max_growth_percent" => format!("{sign}{number}%"),
+        "max_growth_bytes" => format!("{sign}{number}"),
+        "min_reduction_percent" if value < 0.0 => format!("-{number}%"),
+        "min_reduction_percent" => format!("{number}%"),
+        _ => number,
     }
 }
 
@@ -323,15 +389,11 @@ pub fn failure_lines(comparison: &Comparison) -> Vec<String> {
     comparison
         .failures()
         .map(|row| {
-            let measured = row
-                .measured
-                .map(|v| budget_value(row.budget, v))
-                .unwrap_or_else(|| "-".into());
+            let (limit, measured) = row_texts(row);
             let mut line = format!(
-                "budget failed: variant '{}': {} {} (measured {measured})",
-                row.variant,
-                row.budget,
-                limit_text(row)
+                "budget failed: variant '{}': {} {limit} (measured \
+                 {measured})",
+                row.variant, row.budget
             );
             if let Some(note) = &row.note {
                 line.push_str(&format!("; {note}"));
@@ -435,13 +497,12 @@ pub fn render_table(c: &Comparison, baseline_path: &str) -> String {
             "Variant", "Budget", "Limit", "Measured", "Result", "Note",
         ]);
         for b in &c.budgets {
+            let (limit, measured) = row_texts(b);
             budgets.add_row([
                 b.variant.clone(),
                 b.budget.to_string(),
-                limit_text(b),
-                b.measured
-                    .map(|v| budget_value(b.budget, v))
-                    .unwrap_or_else(|| "-".into()),
+                limit,
+                measured,
                 match b.status {
                     Status::Pass => "pass",
                     Status::Fail => "FAIL",
@@ -462,4 +523,87 @@ pub fn render_table(c: &Comparison, baseline_path: &str) -> String {
 /// The comparison as a JSON document (format version 1), pretty-printed.
 pub fn render_json(c: &Comparison) -> String {
     crate::render::json_text(c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(budget: &'static str, limit: f64, measured: f64) -> BudgetRow {
+        BudgetRow {
+            variant: "v".into(),
+            budget,
+            limit,
+            measured: Some(measured),
+            status: Status::Fail,
+            note: None,
+        }
+    }
+
+    fn texts(budget: &'static str, limit: f64, measured: f64) -> [String; 2] {
+        let (limit, measured) = row_texts(&row(budget, limit, measured));
+        [limit, measured]
+    }
+
+    #[test]
+    fn a_failing_value_never_reads_as_its_limit() {
+        assert_eq!(
+            texts("max_growth_percent", 0.0, 0.04),
+            ["<= 0.00%", "+0.04%"]
+        );
+        assert_eq!(
+            texts("max_growth_percent", 5.0, 5.000_001),
+            ["<= 5.000000%", "+5.000001%"]
+        );
+        assert_eq!(
+            texts("min_reduction_percent", 30.0, 29.96),
+            [">= 30.00%", "29.96%"]
+        );
+        assert_eq!(
+            texts("max_size_bytes", 200e6, 200_000_001.0),
+            ["<= 200000000 B", "200000001 B"]
+        );
+        assert_eq!(
+            texts("max_growth_bytes", 1000.0, 1001.0),
+            ["<= 1000 B", "+1001 B"]
+        );
+    }
+
+    #[test]
+    fn values_that_read_apart_keep_the_usual_precision() {
+        assert_eq!(
+            texts("max_growth_percent", 5.0, 10.34),
+            ["<= 5.0%", "+10.3%"]
+        );
+        assert_eq!(
+            texts("max_growth_percent", 5.0, 5.0),
+            ["<= 5.0%", "+5.0%"]
+        );
+        assert_eq!(texts("max_layers", 20.0, 21.0), ["<= 20", "21"]);
+        assert_eq!(
+            texts("min_reduction_percent", 30.0, -4.0),
+            [">= 30.0%", "-4.0%"]
+        );
+    }
+
+    #[test]
+    fn a_huge_limit_is_shown_in_scientific_notation() {
+        let [limit, measured] = texts("max_growth_percent", 1e300, 2.0);
+
+        assert_eq!(limit, "<= 1.0e300%");
+        assert_eq!(measured, "+2.0%");
+        let line = failure_lines(&Comparison {
+            format_version: JSON_FORMAT_VERSION,
+            baseline_variant: None,
+            passed: false,
+            variants: Vec::new(),
+            over_time: Vec::new(),
+            budgets: vec![row("max_growth_percent", 1e300, 1e301)],
+        });
+        assert_eq!(
+            line,
+            ["budget failed: variant 'v': max_growth_percent <= 1.0e300% \
+              (measured +1.0e301%)"]
+        );
+    }
 }

@@ -677,14 +677,36 @@ fn validate_budgets(raw: &RawConfig) -> anyhow::Result<()> {
         ));
     }
     for (table, reduction, growth) in sets {
-        if reduction.is_some_and(|p| !(0.0..=100.0).contains(&p)) {
-            bail!("{table} min_reduction_percent must be 0 to 100");
+        if let Some(p) = reduction.filter(|p| !(0.0..=100.0).contains(p)) {
+            bail!(
+                "{table} min_reduction_percent must be a finite number, \
+                 0 to 100 (it is {})",
+                short_number(p)
+            );
         }
-        if growth.is_some_and(|p| !(p >= 0.0 && p.is_finite())) {
-            bail!("{table} max_growth_percent must be 0 or more");
+        if let Some(p) = growth.filter(|p| !(*p >= 0.0 && p.is_finite())) {
+            bail!(
+                "{table} max_growth_percent must be a finite number, \
+                 0 or more (it is {})",
+                short_number(p)
+            );
         }
     }
     Ok(())
+}
+
+/// A number from the configuration, for an error: as written for
+/// ordinary sizes, `1e300` rather than 301 digits for huge ones.
+fn short_number(value: f64) -> String {
+    let magnitude = value.abs();
+    if value.is_finite()
+        && magnitude != 0.0
+        && !(1e-6..1e15).contains(&magnitude)
+    {
+        format!("{value:e}")
+    } else {
+        format!("{value}")
+    }
 }
 
 #[cfg(test)]
@@ -874,6 +896,26 @@ mod tests {
             ("[budgets.variant.week2]\nmax_layer = 1\n", "unknown field"),
             ("[budgets]\nmin_reduction_percent = 160\n", "0 to 100"),
             ("[budgets]\nmax_growth_percent = -1\n", "0 or more"),
+            (
+                "[budgets]\nmax_growth_percent = inf\n",
+                "must be a finite number, 0 or more (it is inf)",
+            ),
+            (
+                "[budgets]\nmax_growth_percent = -1e300\n",
+                "0 or more (it is -1e300)",
+            ),
+            (
+                "[budgets]\nmin_reduction_percent = nan\n",
+                "must be a finite number, 0 to 100 (it is NaN)",
+            ),
+            (
+                "[budgets]\nmin_reduction_percent = -inf\n",
+                "finite number, 0 to 100 (it is -inf)",
+            ),
+            (
+                "[budgets]\nmin_reduction_percent = 1e300\n",
+                "0 to 100 (it is 1e300)",
+            ),
             ("[budgets]\nmax_layers = -1\n", "invalid value"),
         ];
 

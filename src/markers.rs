@@ -7,8 +7,17 @@
 //! everything from the end marker on, is kept byte for byte; the block
 //! between them becomes exactly the new content. A second rewrite with
 //! the same content returns the same text, so reruns leave no diff.
+//!
+//! A README that documents the markers shows them in code: a fenced
+//! block or a `code` span. Those are text, not markers, so they are
+//! skipped; finding them takes a Markdown parser (pulldown-cmark), since
+//! fences and backtick spans have rules of their own (a longer fence,
+//! two backticks around one).
 
 use std::fmt;
+use std::ops::Range;
+
+use pulldown_cmark::{CodeBlockKind, Event, Parser, Tag};
 
 /// The comment that opens the generated block.
 pub const START: &str = "<!-- imgopt:report:start -->";
@@ -33,7 +42,8 @@ impl fmt::Display for MarkerError {
             MarkerError::Missing(marker) => write!(
                 f,
                 "marker {marker} not found; add the two lines {START} and \
-                 {END} where the report goes"
+                 {END} where the report goes (markers shown in code \
+                 blocks or `code` spans do not count)"
             ),
             MarkerError::Duplicated(marker, n) => write!(
                 f,
@@ -56,8 +66,9 @@ pub fn replace_block(
     text: &str,
     content: &str,
 ) -> Result<String, MarkerError> {
-    let start = find_one(text, START)?;
-    let end = find_one(text, END)?;
+    let code = code_ranges(text);
+    let start = find_one(text, START, &code)?;
+    let end = find_one(text, END, &code)?;
     if end < start + START.len() {
         return Err(MarkerError::Misordered);
     }
@@ -100,8 +111,31 @@ pub fn replace_block(
     Ok(out)
 }
 
-fn find_one(text: &str, marker: &'static str) -> Result<usize, MarkerError> {
-    let mut found = text.match_indices(marker).map(|(i, _)| i);
+/// The byte ranges of fenced code blocks and inline code spans.
+// Known limit: indented code blocks (four spaces) are not skipped: a
+// marker indented in a list item would look like one to a simple reader,
+// and the brief for this rule names fences and spans only.
+fn code_ranges(text: &str) -> Vec<Range<usize>> {
+    Parser::new(text)
+        .into_offset_iter()
+        .filter_map(|(event, range)| match event {
+            Event::Start(Tag::CodeBlock(CodeBlockKind::Fenced(_)))
+            | Event::Code(_) => Some(range),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The one offset of `marker` outside the `code` ranges.
+fn find_one(
+    text: &str,
+    marker: &'static str,
+    code: &[Range<usize>],
+) -> Result<usize, MarkerError> {
+    let mut found = text
+        .match_indices(marker)
+        .map(|(i, _)| i)
+        .filter(|i| !code.iter().any(|r| r.contains(i)));
     let first = found.next().ok_or(MarkerError::Missing(marker))?;
     let more = found.count();
     if more > 0 {
@@ -128,9 +162,33 @@ mod tests {
     }
     use proptest::prelude::*;
 
-    /// Text that may hold anything but a marker (or half of one).
+    /// Text that may hold anything but a marker (or half of one) and
+    /// anything that starts code (a backtick, or a `~~~` fence), which
+    /// would hide the markers around it; [`code_around`] covers that.
     fn free_text() -> impl Strategy<Value = String> {
-        "(?s).{0,80}".prop_filter("no markers", |s| !s.contains("<!--"))
+        "(?s).{0,80}".prop_filter("no markers or code", |s| {
+            !s.contains("<!--") && !s.contains(['`', '~'])
+        })
+    }
+
+    /// Markdown that shows both markers in code, as a README that
+    /// documents them does: fenced blocks of either kind and length,
+    /// and inline spans of one or two backticks.
+    fn code_around() -> impl Strategy<Value = String> {
+        let fence = prop_oneof![
+            Just("```".to_string()),
+            Just("````".to_string()),
+            Just("~~~".to_string()),
+        ];
+        let span = prop_oneof![Just("`"), Just("``")];
+        (fence, span, free_text()).prop_map(|(fence, tick, words)| {
+            let words = words.replace('\n', " ");
+            format!(
+                "{fence}markdown\n{START}\n{words}\n{END}\n{fence}\n\n\
+                 Put {tick}{START}{tick} and {tick}{END}{tick} where \
+                 the table goes.\n\n"
+            )
+        })
     }
 
     fn document(before: &str, block: &str, after: &str) -> String {
@@ -188,6 +246,35 @@ mod tests {
         }
 
         #[test]
+        fn markers_shown_in_code_are_not_markers(
+            docs in code_around(),
+            more_docs in code_around(),
+            block in free_text(),
+            content in free_text(),
+        ) {
+            let text = format!("{docs}{START}\n{block}{END}\n{more_docs}");
+
+            let once = replace_block(&text, &content).unwrap();
+
+            let head = format!("{docs}{START}\n");
+            let tail = format!("{END}\n{more_docs}");
+            prop_assert!(once.starts_with(&head));
+            prop_assert!(once.ends_with(&tail));
+            prop_assert!(once.contains(&content));
+            prop_assert_eq!(replace_block(&once, &content).unwrap(), once);
+        }
+
+        #[test]
+        fn only_code_copies_of_the_markers_are_not_enough(
+            docs in code_around(),
+        ) {
+            prop_assert_eq!(
+                replace_block(&docs, "x"),
+                Err(MarkerError::Missing(START))
+            );
+        }
+
+        #[test]
         fn a_missing_or_extra_marker_is_refused(
             before in free_text(),
             after in free_text(),
@@ -227,6 +314,31 @@ mod tests {
             out,
             format!("# Title\n\n{START}\n| a |\n| - |\n{END}\nmore\n")
         );
+    }
+
+    #[test]
+    fn code_blocks_and_spans_hide_markers_and_their_ends_are_respected() {
+        let text = format!(
+            "Use ``{START} ` {END}`` here.\n\n\
+             ~~~~\n{START}\n~~~\n{END}\n~~~~\n\n\
+             - item\n\n  ```\n  {START}\n  ```\n\n\
+             {START}\nold\n{END}\nafter `{END}`\n"
+        );
+
+        let out = replace_block(&text, "new\n").unwrap();
+
+        let (head, _) = text.rsplit_once(&format!("{START}\nold")).unwrap();
+        assert_eq!(out, format!("{head}{START}\nnew\n{END}\nafter `{END}`\n"));
+    }
+
+    #[test]
+    fn an_unclosed_fence_hides_what_follows_it() {
+        let text = format!("```\n{START}\n{END}\n");
+
+        let err = replace_block(&text, "x").unwrap_err();
+
+        assert_eq!(err, MarkerError::Missing(START));
+        assert!(err.to_string().contains("code blocks"), "{err}");
     }
 
     #[test]

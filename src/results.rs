@@ -175,8 +175,7 @@ impl Results {
     /// through a symlink rather than replacing it.
     pub fn save(&self, path: &Path) -> anyhow::Result<()> {
         let text = crate::render::json_text(self);
-        let target = std::fs::canonicalize(path).unwrap_or(path.into());
-        write_atomic(&target, text.as_bytes())
+        write_atomic(path, text.as_bytes())
     }
 }
 

@@ -13,6 +13,12 @@ const DOCKERFILE: &str = "dockerfiles/Dockerfile.multi-stage";
 /// The project copy with a config of one variant under a test tag and a
 /// 5% growth budget.
 fn one_variant_project() -> tempfile::TempDir {
+    project_with_tag(TAG)
+}
+
+/// The same project with the variant built under `tag`, for tests that
+/// run beside the one above without sharing its image.
+fn project_with_tag(tag: &str) -> tempfile::TempDir {
     let dir = project_copy();
     std::fs::write(
         dir.path().join("imgopt.toml"),
@@ -20,7 +26,7 @@ fn one_variant_project() -> tempfile::TempDir {
             "[build_args]\nNODE_IMAGE = \"node:18.20.8\"\n\
              NODE_ALPINE_IMAGE = \"node:18.20.8-alpine3.21\"\n\n\
              [[variant]]\nname = \"multi-stage\"\n\
-             dockerfile = \"{DOCKERFILE}\"\ntag = \"{TAG}\"\n\n\
+             dockerfile = \"{DOCKERFILE}\"\ntag = \"{tag}\"\n\n\
              [budgets]\nmax_growth_percent = 5\n"
         ),
     )
@@ -35,6 +41,16 @@ fn compare(dir: &Path, args: &[&str]) -> (Option<i32>, String, String) {
         String::from_utf8_lossy(&output.stdout).into_owned(),
         String::from_utf8_lossy(&output.stderr).into_owned(),
     )
+}
+
+/// Removes a test tag (the image stays while another tag names it).
+fn untag(tag: &str) {
+    let docker = docker();
+    let _ = runtime().block_on(docker.remove_image(
+        tag,
+        None::<bollard::query_parameters::RemoveImageOptions>,
+        None,
+    ));
 }
 
 fn image_id(reference: &str) -> String {
@@ -105,4 +121,84 @@ fn compare_fails_when_an_image_grows_past_its_budget_and_passes_again_after_a_re
                 .await;
         }
     });
+}
+
+#[cfg(unix)]
+#[test]
+fn the_baseline_file_is_written_through_its_symlink_and_a_bad_one_is_replaced_only_when_asked(
+) {
+    use std::os::unix::fs::PermissionsExt;
+    const FILE_TAG: &str = "imgopt-test-compare-file:multi-stage";
+    let dir = project_with_tag(FILE_TAG);
+    let (code, _, err) = compare(dir.path(), &["--update-baseline"]);
+    assert_eq!(code, Some(0), "{err}");
+
+    // The committed file lives elsewhere; the project holds a link.
+    let link = dir.path().join("imgopt-baseline.json");
+    let real = dir.path().join("elsewhere/bl.json");
+    std::fs::create_dir(dir.path().join("elsewhere")).unwrap();
+    std::fs::rename(&link, &real).unwrap();
+    std::os::unix::fs::symlink("elsewhere/bl.json", &link).unwrap();
+    let is_link = || link.symlink_metadata().unwrap().is_symlink();
+
+    // A variant gone from imgopt.toml is noted, then dropped.
+    let mut json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&real).unwrap())
+            .unwrap();
+    json["variants"]["retired"] = json["variants"]["multi-stage"].clone();
+    std::fs::write(&real, json.to_string()).unwrap();
+    let (code, _, err) = compare(dir.path(), &["--no-build"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        err.contains(
+            "note: baseline names variant 'retired', which imgopt.toml no \
+             longer has; `--update-baseline` drops it"
+        ),
+        "{err}"
+    );
+    let (code, _, err) =
+        compare(dir.path(), &["--no-build", "--update-baseline"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(is_link(), "the symlink was replaced by a file");
+    let accepted = std::fs::read_to_string(&real).unwrap();
+    assert!(!accepted.contains("retired"), "{accepted}");
+    assert!(accepted.contains("multi-stage"), "{accepted}");
+
+    // A corrupt file: a dead end no more.
+    std::fs::write(&real, "{ \"format_version\": 1, trunc").unwrap();
+    let (code, _, err) = compare(dir.path(), &["--no-build"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("run `imgopt compare --update-baseline` to replace it"),
+        "{err}"
+    );
+    let (code, _, err) =
+        compare(dir.path(), &["--no-build", "--update-baseline"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(err.contains("could not be read"), "{err}");
+    assert!(err.contains("is being replaced"), "{err}");
+    assert_eq!(std::fs::read_to_string(&real).unwrap(), accepted);
+    assert!(is_link());
+
+    // A file of another version says so, not which field it lacks.
+    std::fs::write(&real, r#"{"format_version": 9}"#).unwrap();
+    let (code, _, err) = compare(dir.path(), &["--no-build"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("format version 9"), "{err}");
+    assert!(!err.contains("missing field"), "{err}");
+
+    // A read-only file is refused, and left as it is.
+    std::fs::write(&real, &accepted).unwrap();
+    std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o444))
+        .unwrap();
+    let (code, _, err) =
+        compare(dir.path(), &["--no-build", "--update-baseline"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("is read-only; make it writable to update it"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_to_string(&real).unwrap(), accepted);
+
+    untag(FILE_TAG);
 }

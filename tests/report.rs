@@ -210,3 +210,90 @@ fn the_chart_names_every_variant_and_is_the_same_every_time() {
     assert!(svg.contains("Not split"), "custom|base has no split");
     assert_eq!(imgopt::chart::sizes_svg(&r).unwrap(), svg);
 }
+
+#[cfg(unix)]
+fn set_mode(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .unwrap();
+}
+
+#[cfg(unix)]
+#[test]
+fn update_writes_through_a_symlinked_readme_and_keeps_the_link() {
+    let dir = project("");
+    let real = dir.path().join("docs/real.md");
+    std::fs::create_dir(dir.path().join("docs")).unwrap();
+    std::fs::write(&real, readme_with_markers()).unwrap();
+    std::fs::remove_file(dir.path().join("README.md")).unwrap();
+    std::os::unix::fs::symlink("docs/real.md", dir.path().join("README.md"))
+        .unwrap();
+
+    let output = report(dir.path(), &["--update", "README.md"]);
+
+    assert_eq!(output.status.code(), Some(0));
+    let link = dir.path().join("README.md").symlink_metadata().unwrap();
+    assert!(link.file_type().is_symlink(), "the link was replaced");
+    let text = std::fs::read_to_string(&real).unwrap();
+    assert!(text.contains("| week2 (baseline) |"), "{text}");
+}
+
+#[cfg(unix)]
+#[test]
+fn a_readme_that_cannot_be_written_leaves_the_chart_unwritten_too() {
+    let original = readme_with_markers();
+    let dir = project(&original);
+    let readme = dir.path().join("README.md");
+    set_mode(&readme, 0o444);
+
+    let output = report(
+        dir.path(),
+        &["--update", "README.md", "--chart", "rw/sizes.svg"],
+    );
+
+    assert_eq!(output.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        err.contains(
+            "'README.md' is read-only; make it writable to update it"
+        ),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_to_string(&readme).unwrap(), original);
+    assert!(!dir.path().join("rw/sizes.svg").exists(), "chart written");
+    let leftovers = std::fs::read_dir(dir.path().join("rw"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(leftovers, 0, "a temporary file was left behind");
+}
+
+#[cfg(unix)]
+#[test]
+fn a_device_fifo_or_directory_as_target_is_refused_without_reading_it() {
+    let dir = project(&readme_with_markers());
+    let fifo = dir.path().join("fifo");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+    assert!(made.unwrap().success(), "mkfifo failed");
+    std::fs::create_dir(dir.path().join("folder")).unwrap();
+    let cases: [&[&str]; 6] = [
+        &["--update", "README.md", "--chart", "/dev/full"],
+        &["--update", "README.md", "--chart", "/dev/zero"],
+        &["--update", "README.md", "--chart", "fifo"],
+        &["--update", "/dev/zero"],
+        &["--update", "fifo"],
+        &["--update", "folder"],
+    ];
+    for args in cases {
+        let started = std::time::Instant::now();
+
+        let output = report(dir.path(), args);
+
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&output.stderr);
+        let named = args.last().unwrap();
+        assert!(err.contains(&format!("'{named}' is not a regular")), "{err}");
+        assert!(started.elapsed().as_secs() < 10, "{args:?} took long");
+    }
+    let text = std::fs::read_to_string(dir.path().join("README.md"));
+    assert_eq!(text.unwrap(), readme_with_markers());
+}

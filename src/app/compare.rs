@@ -14,6 +14,7 @@ use crate::cli::{CompareOptions, Format};
 use crate::compare::{self, Inputs};
 use crate::config::Config;
 use crate::error::ExitCode;
+use crate::fsutil;
 use crate::progress::Reporter;
 use crate::stats::Summary;
 
@@ -25,9 +26,19 @@ pub(super) async fn run_compare(
     reporter: &Reporter,
 ) -> anyhow::Result<ExitCode> {
     let variants = config.select(&with_baseline(config, options))?;
-    let previous = Baseline::load(&config.baseline_file)?;
+    let previous = load_previous(config, options, reporter)?;
     if previous.is_none() && !options.update_baseline {
         return Err(baseline::missing(&config.baseline_file));
+    }
+    if let Some(previous) = &previous {
+        let known = |name: &str| config.variant(name).is_some();
+        for note in previous.stale_notes(known) {
+            reporter.line(&note);
+        }
+    }
+    if options.update_baseline {
+        // A file that cannot be replaced fails now, not after the builds.
+        fsutil::check_writable(&config.baseline_file)?;
     }
     let mut session = Session::open(config, reporter).await?;
 
@@ -115,6 +126,28 @@ pub(super) async fn run_compare(
         reporter.line(&line);
     }
     Ok(ExitCode::Failure)
+}
+
+/// The baseline file's figures; with `--update-baseline`, a file that
+/// holds no usable baseline is replaced (with a warning) rather than
+/// being an error that only this very command could fix.
+fn load_previous(
+    config: &Config,
+    options: &CompareOptions,
+    reporter: &Reporter,
+) -> anyhow::Result<Option<Baseline>> {
+    match Baseline::load(&config.baseline_file) {
+        Ok(previous) => Ok(previous),
+        Err(e) if options.update_baseline => {
+            let unusable = e.downcast_ref::<baseline::Unusable>();
+            let Some(unusable) = unusable else {
+                return Err(e);
+            };
+            reporter.warn(&unusable.replacing());
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// The selected variants plus the baseline variant, which the

@@ -1,9 +1,10 @@
 //! `imgopt report`: the saved results, printed or written into a README
 //! with the size chart beside it. It never talks to the engine.
 //!
-//! Everything is rendered and checked before anything is written: a file
-//! whose markers are missing or wrong is left untouched, and neither is
-//! the chart. Files whose bytes would not change are not rewritten, so a
+//! Everything is rendered, checked and staged in temporary files before
+//! anything is written: a file whose markers are missing or wrong, or
+//! that cannot be written (read-only, not a regular file), is left
+//! untouched, and so is the chart. Files whose bytes would not change are not rewritten, so a
 //! rerun leaves even their modification times alone.
 
 use std::path::Path;
@@ -14,7 +15,7 @@ use crate::chart;
 use crate::cli::{ReportFormat, ReportOptions};
 use crate::config::Config;
 use crate::error::ExitCode;
-use crate::fsutil::write_atomic;
+use crate::fsutil::{self, PendingWrite};
 use crate::markers;
 use crate::progress::Reporter;
 use crate::report::{self, Report};
@@ -45,12 +46,31 @@ pub(super) fn run_report(
         None => None,
     };
 
-    if let (Some(path), Some(svg)) = (&options.chart, &svg) {
-        write_if_changed(path, svg)?;
+    // Both files are prepared before either is written: a README that
+    // cannot be written leaves the chart alone too.
+    let chart = match (&options.chart, &svg) {
+        (Some(path), Some(svg)) => {
+            Some((path, prepare_if_changed(path, svg)?))
+        }
+        _ => None,
+    };
+    let readme = match readme {
+        Some((file, text)) => Some((file, prepare_if_changed(file, &text)?)),
+        None => None,
+    };
+    // Known limit: should the second rename fail after the first one
+    // (the disk vanishing in between), the first file stays written;
+    // two renames cannot be one atomic step.
+    if let Some((path, pending)) = chart {
+        if let Some(pending) = pending {
+            pending.commit()?;
+        }
         reporter.line(&format!("wrote the chart {}", path.display()));
     }
-    if let Some((file, text)) = readme {
-        write_if_changed(file, &text)?;
+    if let Some((file, pending)) = readme {
+        if let Some(pending) = pending {
+            pending.commit()?;
+        }
         reporter.line(&format!("updated the report in {}", file.display()));
         return Ok(ExitCode::Success);
     }
@@ -69,8 +89,12 @@ fn updated_text(
     report: &Report,
     options: &ReportOptions,
 ) -> anyhow::Result<String> {
-    let text = std::fs::read_to_string(file)
-        .with_context(|| format!("failed to read '{}'", file.display()))?;
+    let bytes = fsutil::read_regular(file)?.ok_or_else(|| {
+        anyhow::anyhow!("failed to read '{}': no such file", file.display())
+    })?;
+    let text = String::from_utf8(bytes).with_context(|| {
+        format!("failed to read '{}': not UTF-8 text", file.display())
+    })?;
     let link = options.chart.as_deref().map(|chart| link_to(file, chart));
     let block = report::readme_block(report, link.as_deref());
     markers::replace_block(&text, &block).with_context(|| {
@@ -97,9 +121,14 @@ fn link_to(file: &Path, chart: &Path) -> String {
         .join("/")
 }
 
-fn write_if_changed(path: &Path, text: &str) -> anyhow::Result<()> {
-    if std::fs::read(path).is_ok_and(|old| old == text.as_bytes()) {
-        return Ok(());
+/// A write of `text` to `path`, `None` when the file already holds
+/// exactly these bytes, so a rerun leaves its modification time alone.
+fn prepare_if_changed(
+    path: &Path,
+    text: &str,
+) -> anyhow::Result<Option<PendingWrite>> {
+    if fsutil::read_regular(path)?.is_some_and(|old| old == text.as_bytes()) {
+        return Ok(None);
     }
-    write_atomic(path, text.as_bytes())
+    PendingWrite::prepare(path, text.as_bytes()).map(Some)
 }
