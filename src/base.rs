@@ -78,6 +78,40 @@ impl PushPlan {
     pub fn is_docker_hub(&self) -> bool {
         self.registry == DOCKER_HUB
     }
+
+    /// What to do about the target name, given the image it names now
+    /// (`existing`) and the source image's id. A target that names another
+    /// image is the user's: it is refused, never overwritten, so a failed
+    /// push cannot cost the user a name they had.
+    pub fn tag_action(
+        &self,
+        existing: Option<&str>,
+        source_id: &str,
+    ) -> anyhow::Result<TagAction> {
+        if !self.needs_tag() {
+            return Ok(TagAction::Keep);
+        }
+        match existing {
+            None => Ok(TagAction::Create),
+            Some(id) if id == source_id => Ok(TagAction::Keep),
+            Some(_) => bail!(
+                "'{}' already exists and points at another image; remove \
+                 it or choose another --registry/--tag",
+                self.target
+            ),
+        }
+    }
+}
+
+/// Whether a push makes the target name first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TagAction {
+    /// The target name is new: make it, and remove it again unless the
+    /// push succeeds.
+    Create,
+    /// The target is the source, or already names the same image: use
+    /// it, and never remove it.
+    Keep,
 }
 
 /// A reference the way the engine spells it, so `docker.io/a/b:1` and
@@ -425,6 +459,44 @@ mod tests {
             let err = PushPlan::new("a/b:1", Some(bad)).unwrap_err();
             assert!(err.to_string().contains("--registry"), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn only_a_new_target_name_is_made_and_later_removed() {
+        let plan = plan_to_registry();
+
+        let fresh = plan.tag_action(None, "sha256:aaa").unwrap();
+        let same = plan.tag_action(Some("sha256:aaa"), "sha256:aaa").unwrap();
+
+        assert_eq!(fresh, TagAction::Create);
+        assert_eq!(same, TagAction::Keep);
+    }
+
+    #[test]
+    fn a_target_name_held_by_another_image_is_refused() {
+        let plan = plan_to_registry();
+
+        let err = plan
+            .tag_action(Some("sha256:bbb"), "sha256:aaa")
+            .unwrap_err()
+            .to_string();
+
+        assert!(err.contains("'127.0.0.1:5000/ns/x:1' already exists"));
+        assert!(err.contains("points at another image"), "{err}");
+        assert!(err.contains("--registry/--tag"), "{err}");
+    }
+
+    #[test]
+    fn pushing_an_image_under_its_own_name_needs_no_tag() {
+        let plan = PushPlan::new("127.0.0.1:5000/ns/x:1", None).unwrap();
+
+        let action = plan.tag_action(Some("sha256:aaa"), "sha256:aaa");
+
+        assert_eq!(action.unwrap(), TagAction::Keep);
+    }
+
+    fn plan_to_registry() -> PushPlan {
+        PushPlan::new("ns/x:1", Some("127.0.0.1:5000")).unwrap()
     }
 
     #[test]

@@ -8,12 +8,19 @@
 //! module adds what imgopt needs around it: a missing file or entry is "no
 //! credentials" rather than an error, failures name the file, registry and
 //! helper, and a [`Credential`] never prints its secret, not even through
-//! `Debug`, so it cannot leak into logs by accident.
+//! `Debug`, so it cannot leak into logs by accident. A failing helper's
+//! output is never echoed either: a broken helper may print the secret.
+//!
+//! A helper is a program that may hang (a locked keychain), so async
+//! callers run [`Lookup::run`] off the runtime with [`helper_timeout`]
+//! (`IMGOPT_CREDENTIAL_TIMEOUT`, 30 s by default) and race it against
+//! Ctrl-C.
 
 use std::collections::HashMap;
 use std::fmt;
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{bail, Context};
 use docker_credential::{CredentialRetrievalError, DockerCredential};
@@ -101,50 +108,139 @@ pub fn server_key(registry: Option<&str>) -> String {
 /// Looks up the login for `registry` (a [`server_key`]) in the
 /// `config.json` of `config_dir`. No file, no entry, or a helper that has
 /// none is `Ok(None)`; an unreadable file or a failing helper is an error.
+/// It may run a credential helper and wait for it: async callers use
+/// [`Lookup::prepare`] and run [`Lookup::run`] off the runtime.
 pub fn lookup(
     config_dir: &Path,
     registry: &str,
 ) -> anyhow::Result<Option<Found>> {
-    let path = config_dir.join("config.json");
-    let text = match std::fs::read(&path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Ok(None);
-        }
-        Err(e) => {
-            return Err(e).with_context(|| {
-                format!("failed to read '{}'", path.display())
-            });
-        }
-    };
-    let sources: Sources =
-        serde_json::from_slice(&text).with_context(|| {
-            format!("'{}' is not a valid Docker config file", path.display())
-        })?;
-    let source = sources.describe(registry, &path);
+    match Lookup::prepare(config_dir, registry)? {
+        Some(lookup) => lookup.run(),
+        None => Ok(None),
+    }
+}
 
-    let result =
-        docker_credential::get_credential_from_reader(&text[..], registry);
-    let credential = match result {
-        Ok(DockerCredential::UsernamePassword(username, password)) => {
-            Credential::Password { username, password }
-        }
-        Ok(DockerCredential::IdentityToken(token)) => {
-            Credential::IdentityToken(token)
-        }
-        Err(CredentialRetrievalError::NoCredentialConfigured) => {
-            return Ok(None);
-        }
-        Err(CredentialRetrievalError::HelperFailure {
-            stderr,
-            stdout,
-            ..
-        }) if helper_has_none(&stdout, &stderr) => {
-            return Ok(None);
-        }
-        Err(error) => return Err(explain(error, registry, &source)),
+/// A lookup whose config file is read and whose source is known, before
+/// any credential helper runs.
+#[derive(Debug)]
+pub struct Lookup {
+    text: Vec<u8>,
+    registry: String,
+    source: String,
+}
+
+impl Lookup {
+    /// Reads `config.json` in `config_dir`; `None` when there is none.
+    /// Quick: runs no helper.
+    pub fn prepare(
+        config_dir: &Path,
+        registry: &str,
+    ) -> anyhow::Result<Option<Lookup>> {
+        let path = config_dir.join("config.json");
+        let text = match std::fs::read(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(None);
+            }
+            Err(e) => {
+                return Err(e).with_context(|| {
+                    format!("failed to read '{}'", path.display())
+                });
+            }
+        };
+        let sources: Sources =
+            serde_json::from_slice(&text).with_context(|| {
+                format!(
+                    "'{}' is not a valid Docker config file",
+                    path.display()
+                )
+            })?;
+        let source = sources.describe(registry, &path);
+        Ok(Some(Lookup { text, registry: registry.to_string(), source }))
+    }
+
+    /// Where the login is looked up, e.g. `credential helper
+    /// docker-credential-pass (credsStore in ...)`, for messages.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// Finds the login, running the credential helper if one is named.
+    /// Blocks until the helper answers.
+    pub fn run(self) -> anyhow::Result<Option<Found>> {
+        let Lookup { text, registry, source } = self;
+        let result = docker_credential::get_credential_from_reader(
+            &text[..],
+            &registry,
+        );
+        let credential = match result {
+            Ok(DockerCredential::UsernamePassword(username, password)) => {
+                Credential::Password { username, password }
+            }
+            Ok(DockerCredential::IdentityToken(token)) => {
+                Credential::IdentityToken(token)
+            }
+            Err(CredentialRetrievalError::NoCredentialConfigured) => {
+                return Ok(None);
+            }
+            Err(CredentialRetrievalError::HelperFailure {
+                stderr,
+                stdout,
+                ..
+            }) if helper_has_none(&stdout, &stderr) => {
+                return Ok(None);
+            }
+            Err(error) => return Err(explain(error, &registry, &source)),
+        };
+        Ok(Some(Found { credential, source }))
+    }
+
+    /// The error for a helper that gave no answer within `waited`.
+    pub fn timed_out(&self, waited: Duration) -> anyhow::Error {
+        anyhow::anyhow!(
+            "cannot read the login for registry '{0}' from {1}: it gave no \
+             answer in {2}; check that the helper works (or run `docker \
+             login {0}` again, or pass --username and --password-stdin); \
+             {TIMEOUT_VAR} sets the wait in seconds",
+            self.registry,
+            self.source,
+            humantime::format_duration(waited)
+        )
+    }
+}
+
+/// The environment variable that sets how long a credential helper may
+/// take to answer, in seconds (fractions allowed); [`DEFAULT_TIMEOUT`]
+/// when unset.
+pub const TIMEOUT_VAR: &str = "IMGOPT_CREDENTIAL_TIMEOUT";
+
+/// How long a credential helper may take when [`TIMEOUT_VAR`] is unset.
+/// Helpers that ask for a passphrase or unlock a keychain take seconds.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long a credential helper may take: [`TIMEOUT_VAR`], read here
+/// only, else [`DEFAULT_TIMEOUT`].
+pub fn helper_timeout() -> anyhow::Result<Duration> {
+    let value = std::env::var(TIMEOUT_VAR).ok();
+    parse_timeout(value.as_deref().filter(|v| !v.trim().is_empty()))
+}
+
+fn parse_timeout(value: Option<&str>) -> anyhow::Result<Duration> {
+    let Some(value) = value else {
+        return Ok(DEFAULT_TIMEOUT);
     };
-    Ok(Some(Found { credential, source }))
+    value
+        .trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite() && *s > 0.0 && *s < 1e9)
+        .map(Duration::from_secs_f64)
+        .with_context(|| {
+            format!(
+                "{TIMEOUT_VAR} is '{value}'; it takes a number of seconds \
+                 above 0, e.g. 30 or 0.5"
+            )
+        })
 }
 
 /// Reads a password from `input` as `docker login --password-stdin` does:
@@ -218,9 +314,14 @@ fn explain(
         CredentialRetrievalError::MalformedHelperResponse => {
             "the helper's answer is not the JSON a helper gives".into()
         }
-        CredentialRetrievalError::HelperFailure { stderr, .. } => {
-            // The helper's own words; helpers print errors, not secrets.
-            format!("the helper failed: {}", stderr.trim())
+        CredentialRetrievalError::HelperFailure { helper, .. } => {
+            // Its output is not shown: a broken helper may print the
+            // secret there. The crate keeps no exit status to show.
+            format!(
+                "{helper} exited with a failure status (its output is not \
+                 shown, as it may hold the secret); check the helper by \
+                 hand"
+            )
         }
         CredentialRetrievalError::CredentialDecodingError => {
             "its `auth` value is not base64 of `user:password`".into()
@@ -335,6 +436,47 @@ mod tests {
 
         assert!(err.contains("docker-credential-imgopt-absent"), "{err}");
         assert!(err.contains("on PATH"), "{err}");
+    }
+
+    #[test]
+    fn a_failing_helper_is_named_but_its_output_is_not_shown() {
+        with_fixture_helper();
+
+        let err = lookup(&fixtures().join("leaky-helper"), "127.0.0.1:5000")
+            .unwrap_err();
+        let text = format!("{err:#}");
+
+        assert!(!text.contains("leaked-pw-7d1e"), "{text}");
+        assert!(text.contains("docker-credential-imgopt-leaky"), "{text}");
+        assert!(text.contains("failure status"), "{text}");
+        assert!(text.contains("docker login 127.0.0.1:5000"), "{text}");
+    }
+
+    #[test]
+    fn a_lookup_names_its_helper_before_running_it() {
+        let lookup =
+            Lookup::prepare(&fixtures().join("hanging-helper"), "h:1")
+                .unwrap()
+                .unwrap();
+
+        let err = lookup.timed_out(Duration::from_millis(1500)).to_string();
+
+        assert!(err.contains("docker-credential-imgopt-hang"), "{err}");
+        assert!(err.contains("no answer in 1s 500ms"), "{err}");
+        assert!(err.contains(TIMEOUT_VAR), "{err}");
+    }
+
+    #[test]
+    fn the_helper_timeout_takes_seconds_above_zero() {
+        assert_eq!(parse_timeout(None).unwrap(), DEFAULT_TIMEOUT);
+        assert_eq!(
+            parse_timeout(Some(" 0.5 ")).unwrap(),
+            Duration::from_millis(500)
+        );
+        for bad in ["0", "-1", "ten", "inf", "NaN"] {
+            let err = parse_timeout(Some(bad)).unwrap_err().to_string();
+            assert!(err.contains(TIMEOUT_VAR), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -546,3 +546,191 @@ fn an_edited_base_is_rebuilt_before_the_variant_that_needs_it() {
     remove_tag("imgopt-test-registry/app-edited:custom-base");
     remove_tag("imgopt-test-registry/node-base:edited");
 }
+
+/// The image id a reference names, or `None`.
+fn image_id(reference: &str) -> Option<String> {
+    runtime().block_on(docker().inspect_image(reference)).ok()?.id
+}
+
+/// Gives `source` the extra name `target`, through the engine directly.
+fn add_tag(source: &str, target: &str) {
+    let (repo, tag) = target.rsplit_once(':').unwrap();
+    let options = bollard::query_parameters::TagImageOptionsBuilder::new()
+        .repo(repo)
+        .tag(tag)
+        .build();
+    runtime().block_on(docker().tag_image(source, Some(options))).unwrap();
+}
+
+#[test]
+fn a_registry_name_held_by_another_image_is_refused_and_kept() {
+    let dir = project_dir();
+    let empty = tempfile::tempdir().unwrap();
+    let host = format!("127.0.0.1:{}", free_port());
+    let target = format!("{host}/{BASE_TAG}");
+    let other = common::project_build_arg("ALPINE_IMAGE");
+    add_tag(&other, &target);
+    let before = image_id(&target);
+
+    let (code, stdout, stderr) =
+        push(&dir, empty.path(), &["--registry", &host], &[]);
+
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stdout.is_empty());
+    assert!(
+        stderr.contains(&format!(
+            "'{target}' already exists and points at another image"
+        )),
+        "{stderr}"
+    );
+    assert_eq!(image_id(&target), before, "the user's name was changed");
+    remove_tag(&target);
+}
+
+#[test]
+fn a_registry_name_that_already_named_the_base_survives_a_failed_push() {
+    let dir = project_dir();
+    let empty = tempfile::tempdir().unwrap();
+    // No registry listens there: the push fails after the tag step.
+    let host = format!("127.0.0.1:{}", free_port());
+    let target = format!("{host}/{BASE_TAG}");
+    add_tag(BASE_TAG, &target);
+
+    let (code, _, stderr) =
+        push(&dir, empty.path(), &["--registry", &host], &[]);
+
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("cannot reach registry"), "{stderr}");
+    assert_eq!(image_id(&target), image_id(BASE_TAG), "{stderr}");
+    remove_tag(&target);
+}
+
+/// Starts a push to a fresh registry, sends `signal` once the push has
+/// begun, and returns (exit code, stderr, the registry-qualified name).
+fn interrupted_push(signal: &str) -> (i32, String, String) {
+    use std::io::{BufRead, BufReader, Read};
+    let dir = project_dir();
+    let mut registry = Registry::start();
+    let config = docker_config(&registry.host, PASSWORD);
+    let target = format!("{}/{BASE_TAG}", registry.host);
+    let mut child = imgopt(&dir)
+        .args(["base", "push", "--registry", &registry.host])
+        .env("DOCKER_CONFIG", config.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+
+    let mut reader = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    let mut line = String::new();
+    while reader.read_line(&mut line).unwrap() > 0 {
+        seen.push_str(&line);
+        if line.starts_with("pushing ") {
+            break;
+        }
+        line.clear();
+    }
+    assert!(seen.contains("pushing "), "the push never began: {seen}");
+    assert!(image_exists(&target), "no name was made for the push");
+    send(signal, child.id());
+    let status = child.wait().unwrap();
+    reader.read_to_string(&mut seen).unwrap();
+    registry.stop();
+    (status.code().unwrap_or(-1), seen, target)
+}
+
+fn send(signal: &str, pid: u32) {
+    let status = Command::new("kill")
+        .args([&format!("-{signal}"), &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn an_interrupted_push_exits_130_and_removes_the_name_it_made() {
+    for signal in ["INT", "TERM"] {
+        let (code, stderr, target) = interrupted_push(signal);
+
+        // A push that won the race would exit 0 and keep its name.
+        assert_eq!(code, 130, "SIG{signal}: {stderr}");
+        assert!(!image_exists(&target), "SIG{signal} left {target}");
+        assert!(!stderr.contains("could not remove"), "{stderr}");
+    }
+}
+
+/// The fixture credential helpers' directory, first on PATH.
+fn path_with_fixture_helpers() -> String {
+    let bin = common::repo_root().join("tests/fixtures/docker-config/bin");
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let mut dirs = vec![bin];
+    dirs.extend(std::env::split_paths(&path));
+    std::env::join_paths(dirs).unwrap().into_string().unwrap()
+}
+
+fn hanging_helper_config() -> PathBuf {
+    common::repo_root().join("tests/fixtures/docker-config/hanging-helper")
+}
+
+#[test]
+fn a_credential_helper_that_never_answers_times_out_with_exit_2() {
+    let dir = test_project();
+    let path = path_with_fixture_helpers();
+    let started = Instant::now();
+
+    let (code, _, stderr) = push(
+        dir.path(),
+        &hanging_helper_config(),
+        &["--registry", "127.0.0.1:5999", "--dry-run"],
+        &[("PATH", &path), ("IMGOPT_CREDENTIAL_TIMEOUT", "1")],
+    );
+
+    assert_eq!(code, 2, "{stderr}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(stderr.contains("docker-credential-imgopt-hang"), "{stderr}");
+    assert!(stderr.contains("no answer in 1s"), "{stderr}");
+    assert!(stderr.contains("IMGOPT_CREDENTIAL_TIMEOUT"), "{stderr}");
+}
+
+#[test]
+fn an_interrupt_while_a_credential_helper_hangs_exits_130_at_once() {
+    let dir = test_project();
+    let path = path_with_fixture_helpers();
+
+    for signal in ["INT", "TERM"] {
+        let child = imgopt(dir.path())
+            .args(["base", "push", "--registry", "127.0.0.1:5999"])
+            .arg("--dry-run")
+            .env("DOCKER_CONFIG", hanging_helper_config())
+            .env("PATH", &path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Time to load the config and start the helper.
+        std::thread::sleep(Duration::from_millis(1500));
+        let sent = Instant::now();
+        send(signal, child.id());
+        let output = child.wait_with_output().unwrap();
+
+        assert_eq!(output.status.code(), Some(130), "SIG{signal}");
+        assert!(sent.elapsed() < Duration::from_secs(5), "SIG{signal}");
+    }
+}
+
+#[test]
+fn an_invalid_tag_is_refused_before_any_build_or_push() {
+    let dir = test_project();
+
+    for command in ["build", "push"] {
+        let output = run(imgopt(dir.path())
+            .args(["base", command, "--tag", "Bad Tag"])
+            .env("DOCKER_CONFIG", dir.path()));
+
+        assert_eq!(output.status.code(), Some(2), "base {command}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("not a valid image reference"), "{stderr}");
+        assert!(stderr.contains("--tag"), "{stderr}");
+    }
+}

@@ -8,22 +8,26 @@
 //! CLI does, tags the image for the registry, pushes it with progress on
 //! stderr and prints the digest on stdout; every failure says which
 //! registry and what to do, and a push is reported only once the registry
-//! gave its digest.
+//! gave its digest. It never overwrites a registry name the user had, and
+//! removes one it made when the push fails or is interrupted; for that it
+//! races its own work against Ctrl-C, SIGTERM and SIGHUP.
+
+use std::time::Duration;
 
 use anyhow::Context;
 
 use super::{print, Session, Spec};
 use crate::base::{
-    parse_packages, BaseReport, PushPlan, PushProgress, PushStep,
+    parse_packages, BaseReport, PushPlan, PushProgress, PushStep, TagAction,
     VariantShare, JSON_FORMAT_VERSION, PACKAGES_FILE,
 };
 use crate::cli::{BaseBuildOptions, BasePushOptions, Format};
-use crate::config::{BaseImage, Config};
+use crate::config::{check_tag, BaseImage, Config};
 use crate::credentials::{self, Credential, Found};
 use crate::engine::{
     Engine, ImageNotFound, RegistryLogin, TransferEvent, TransferFailed,
 };
-use crate::error::ExitCode;
+use crate::error::{ExitCode, Interrupted};
 use crate::measure::Measurement;
 use crate::progress::Reporter;
 
@@ -35,6 +39,7 @@ pub(super) async fn run_build(
 ) -> anyhow::Result<ExitCode> {
     let base = configured_base(config)?;
     let tag = options.tag.as_deref().unwrap_or(&base.tag);
+    check_tag(tag).context("--tag")?;
     let session = Session::open(config, reporter).await?;
     session.engine.sweep_file_readers().await?;
 
@@ -93,17 +98,23 @@ async fn measure_base(
 }
 
 /// `imgopt base push`.
+///
+/// It races its own work against an interrupt (Ctrl-C, SIGTERM, SIGHUP)
+/// so that a registry name it made is removed before it exits 130.
 pub(super) async fn run_push(
     config: &Config,
     options: &BasePushOptions,
     reporter: &Reporter,
 ) -> anyhow::Result<ExitCode> {
     let source = match &options.tag {
-        Some(tag) => tag.clone(),
+        Some(tag) => {
+            check_tag(tag).context("--tag")?;
+            tag.clone()
+        }
         None => configured_base(config)?.tag.clone(),
     };
     let plan = PushPlan::new(&source, options.registry.as_deref())?;
-    let login = find_login(&plan, options)?;
+    let login = find_login(&plan, options).await?;
 
     let engine = Engine::connect().await?;
     let facts = engine.inspect(&plan.source).await.map_err(|e| {
@@ -117,31 +128,167 @@ pub(super) async fn run_push(
             e
         }
     })?;
+    let existing = if plan.needs_tag() {
+        engine.image_id(&plan.target).await?
+    } else {
+        None
+    };
+    let action = plan.tag_action(existing.as_deref(), &facts.id)?;
 
     if options.dry_run {
-        print(&dry_run(&plan, &facts, login.as_ref()))?;
+        print(&dry_run(&plan, action, &facts, login.as_ref()))?;
         return Ok(ExitCode::Success);
     }
 
-    let tagged = plan.needs_tag()
-        && engine.image_id(&plan.target).await?.as_ref() != Some(&facts.id);
-    if tagged {
-        engine.tag(&plan.source, &plan.repository, &plan.tag).await?;
-    }
-    // Known limit: Ctrl-C drops this future at once, so a registry tag
-    // made just above stays behind after an interrupted push (as after
-    // `docker tag` + an interrupted `docker push`); a failed push removes it.
-    let pushed = push(&engine, &plan, login.as_ref(), reporter).await;
-    if pushed.is_err() && tagged {
-        // Leave no name behind that this failed run created.
-        engine.untag(&plan.target).await?;
-    }
-    let digest = pushed?;
+    let made = match action {
+        TagAction::Create => {
+            engine.tag(&plan.source, &plan.repository, &plan.tag).await?;
+            MadeTag::new(&plan.target)
+        }
+        TagAction::Keep => MadeTag::none(),
+    };
+    let pushed = tokio::select! {
+        pushed = push(&engine, &plan, login.as_ref(), reporter) => {
+            Some(pushed)
+        }
+        () = interrupted() => None,
+    };
+    let digest = match pushed {
+        Some(Ok(digest)) => {
+            made.keep();
+            digest
+        }
+        Some(Err(error)) => {
+            made.remove(&engine, reporter).await;
+            return Err(error);
+        }
+        None => {
+            reporter.clear();
+            made.remove(&engine, reporter).await;
+            return Err(Interrupted.into());
+        }
+    };
 
     reporter.done(&format!("pushed {} to {}", plan.target, plan.registry));
     reporter.clear();
     print(&format!("{digest}\n"))?;
     Ok(ExitCode::Success)
+}
+
+/// A registry name that this run made for its push. Unless the push
+/// succeeded and [`MadeTag::keep`] was called, it is removed again: by
+/// [`MadeTag::remove`] after a failure or an interrupt, else when it is
+/// dropped, since the command runner drops a command mid-way on Ctrl-C.
+struct MadeTag {
+    target: Option<String>,
+}
+
+impl MadeTag {
+    fn new(target: &str) -> MadeTag {
+        MadeTag { target: Some(target.to_string()) }
+    }
+
+    /// Nothing was made, so nothing is removed.
+    fn none() -> MadeTag {
+        MadeTag { target: None }
+    }
+
+    /// The push succeeded: the name stays.
+    fn keep(mut self) {
+        self.target = None;
+    }
+
+    /// Removes the name; a failure is a warning, since the error that
+    /// led here is the one to report.
+    async fn remove(mut self, engine: &Engine, reporter: &Reporter) {
+        let Some(target) = &self.target else {
+            return;
+        };
+        tracing::debug!(target, "removing the push's name");
+        // The name stays set while the removal runs, so a drop mid-way
+        // still removes it.
+        let removed = engine.untag(target).await;
+        if let Err(error) = removed {
+            reporter.warn(&leftover(target, &error));
+        }
+        self.target = None;
+    }
+}
+
+impl Drop for MadeTag {
+    fn drop(&mut self) {
+        let Some(target) = self.target.take() else {
+            return;
+        };
+        tracing::debug!(target, "removing the push's name on drop");
+        // A drop cannot await, and the runtime it ran on may be shutting
+        // down: remove the name on a thread of its own, with a runtime
+        // and engine connection of its own, and wait for it (bounded).
+        let removal = std::thread::spawn({
+            let target = target.clone();
+            move || -> anyhow::Result<()> {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?;
+                runtime.block_on(async {
+                    let engine = Engine::connect().await?;
+                    tokio::time::timeout(
+                        Duration::from_secs(10),
+                        engine.untag(&target),
+                    )
+                    .await
+                    .context("the engine did not answer in 10 s")?
+                })
+            }
+        });
+        let outcome = removal
+            .join()
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("the removal panicked")));
+        if let Err(error) = outcome {
+            eprintln!("warning: {}", leftover(&target, &error));
+        }
+    }
+}
+
+fn leftover(target: &str, error: &anyhow::Error) -> String {
+    format!(
+        "could not remove '{target}', which this push made: {error:#}; \
+         remove it with `docker rmi {target}`"
+    )
+}
+
+/// Resolves when the user asks imgopt to stop: Ctrl-C (SIGINT), and on
+/// unix SIGTERM or SIGHUP. A signal that cannot be watched never fires.
+async fn interrupted() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).ok();
+        let mut hup = signal(SignalKind::hangup()).ok();
+        tokio::select! {
+            Ok(()) = tokio::signal::ctrl_c() => {}
+            Some(()) = next_signal(term.as_mut()) => {}
+            Some(()) = next_signal(hup.as_mut()) => {}
+            else => std::future::pending().await,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+/// The next delivery of a watched signal; never, for one not watched.
+#[cfg(unix)]
+async fn next_signal(
+    signal: Option<&mut tokio::signal::unix::Signal>,
+) -> Option<()> {
+    match signal {
+        Some(signal) => signal.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 fn configured_base(config: &Config) -> anyhow::Result<&BaseImage> {
@@ -152,7 +299,10 @@ fn configured_base(config: &Config) -> anyhow::Result<&BaseImage> {
 
 /// The login for the plan's registry: `--username` with the password on
 /// stdin, else Docker's config.json; `None` when there is none.
-fn find_login(
+///
+/// Reading stdin and running a credential helper block, so both run off
+/// the runtime and race an interrupt; a helper also gets a time limit.
+async fn find_login(
     plan: &PushPlan,
     options: &BasePushOptions,
 ) -> anyhow::Result<Option<Found>> {
@@ -160,16 +310,43 @@ fn find_login(
         (!plan.is_docker_hub()).then_some(plan.registry.as_str()),
     );
     if let Some(username) = &options.username {
-        let credential =
-            credentials::from_password_stdin(username, std::io::stdin())?;
+        let username = username.clone();
+        let credential = off_runtime(move || {
+            credentials::from_password_stdin(&username, std::io::stdin())
+        })
+        .await??;
         return Ok(Some(Found {
             credential,
             source: "--username and --password-stdin".into(),
         }));
     }
-    match credentials::docker_config_dir() {
-        Some(dir) => credentials::lookup(&dir, &server),
-        None => Ok(None),
+    let Some(dir) = credentials::docker_config_dir() else {
+        return Ok(None);
+    };
+    let Some(lookup) = credentials::Lookup::prepare(&dir, &server)? else {
+        return Ok(None);
+    };
+    let wait = credentials::helper_timeout()?;
+    let timed_out = lookup.timed_out(wait);
+    // Known limit: after a time-out or an interrupt the helper process
+    // runs on until it exits by itself; the docker_credential crate keeps
+    // its handle, so it cannot be killed from here.
+    match tokio::time::timeout(wait, off_runtime(move || lookup.run())).await {
+        Ok(found) => found?,
+        Err(_) => Err(timed_out),
+    }
+}
+
+/// Runs blocking `work` on tokio's blocking pool, raced against an
+/// interrupt, so neither the runtime nor Ctrl-C waits for it.
+async fn off_runtime<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> anyhow::Result<T> {
+    tokio::select! {
+        done = tokio::task::spawn_blocking(work) => {
+            done.context("the credential lookup panicked")
+        }
+        () = interrupted() => Err(Interrupted.into()),
     }
 }
 
@@ -286,11 +463,12 @@ fn config_file_hint() -> String {
 /// What a push would do, without doing it.
 fn dry_run(
     plan: &PushPlan,
+    action: TagAction,
     facts: &crate::engine::ImageFacts,
     login: Option<&Found>,
 ) -> String {
     let mut out = String::from("dry run: nothing is tagged or pushed\n");
-    if plan.needs_tag() {
+    if action == TagAction::Create {
         out.push_str(&format!(
             "would tag  {} as {}\n",
             plan.source, plan.target
