@@ -151,7 +151,7 @@ pub(super) async fn run_push(
         pushed = push(&engine, &plan, login.as_ref(), reporter) => {
             Some(pushed)
         }
-        () = interrupted() => None,
+        () = super::interrupted() => None,
     };
     let digest = match pushed {
         Some(Ok(digest)) => {
@@ -257,40 +257,6 @@ fn leftover(target: &str, error: &anyhow::Error) -> String {
     )
 }
 
-/// Resolves when the user asks imgopt to stop: Ctrl-C (SIGINT), and on
-/// unix SIGTERM or SIGHUP. A signal that cannot be watched never fires.
-async fn interrupted() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        let mut term = signal(SignalKind::terminate()).ok();
-        let mut hup = signal(SignalKind::hangup()).ok();
-        tokio::select! {
-            Ok(()) = tokio::signal::ctrl_c() => {}
-            Some(()) = next_signal(term.as_mut()) => {}
-            Some(()) = next_signal(hup.as_mut()) => {}
-            else => std::future::pending().await,
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    }
-}
-
-/// The next delivery of a watched signal; never, for one not watched.
-#[cfg(unix)]
-async fn next_signal(
-    signal: Option<&mut tokio::signal::unix::Signal>,
-) -> Option<()> {
-    match signal {
-        Some(signal) => signal.recv().await,
-        None => std::future::pending().await,
-    }
-}
-
 fn configured_base(config: &Config) -> anyhow::Result<&BaseImage> {
     config.base.as_ref().context(
         "the configuration has no [base] table naming the custom base image",
@@ -346,7 +312,7 @@ async fn off_runtime<T: Send + 'static>(
         done = tokio::task::spawn_blocking(work) => {
             done.context("the credential lookup panicked")
         }
-        () = interrupted() => Err(Interrupted.into()),
+        () = super::interrupted() => Err(Interrupted.into()),
     }
 }
 

@@ -2,17 +2,21 @@
 //!
 //! Each command connects to the engine, does its work, saves what it
 //! measured after every image (so Ctrl-C or a crash keeps what was done),
-//! and writes its results to stdout only at the end. The work races
-//! Ctrl-C: an interrupt drops the in-flight engine request, which makes the
-//! engine cancel the build, and the command returns [`Interrupted`].
+//! and writes its results to stdout only at the end. The work races an
+//! interrupt (Ctrl-C, SIGTERM, SIGHUP): the interrupt drops the in-flight
+//! engine request, which makes the engine cancel the build, and the
+//! command returns [`Interrupted`]. Commands that create things to clean
+//! up (verify, base push) race the interrupt themselves.
 
 mod base;
 mod compare;
 mod report;
 mod verify;
 
+use std::future::Future;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::time::{Instant, SystemTime};
 
 use anyhow::{bail, Context};
@@ -36,27 +40,25 @@ pub async fn run(options: Options) -> anyhow::Result<ExitCode> {
         tracing::debug!(path = %path.display(), "merged the local override");
     }
 
-    // verify races Ctrl-C itself: its cleanup must run after the first.
-    if let Command::Verify(v) = &options.command {
-        return verify::run(&config, v, &reporter).await;
-    }
-    let work = async {
-        match &options.command {
-            Command::Build(build) => {
-                run_build(&config, build, &reporter).await
-            }
-            Command::Measure(m) => run_measure(&config, m, &reporter).await,
-            Command::Compare(c) => {
-                compare::run_compare(&config, c, &reporter).await
-            }
-            Command::Report(r) => report::run_report(&config, r, &reporter),
-            Command::BaseBuild(b) => {
-                base::run_build(&config, b, &reporter).await
-            }
-            Command::BasePush(p) => {
-                base::run_push(&config, p, &reporter).await
-            }
-            Command::Verify(_) => unreachable!("handled above"),
+    let (config, reporter) = (&config, &reporter);
+    let work: Pin<Box<dyn Future<Output = _> + '_>> = match &options.command {
+        Command::Build(build) => Box::pin(run_build(config, build, reporter)),
+        Command::Measure(m) => Box::pin(run_measure(config, m, reporter)),
+        Command::Compare(c) => {
+            Box::pin(compare::run_compare(config, c, reporter))
+        }
+        Command::Report(r) => Box::pin(std::future::ready(
+            report::run_report(config, r, reporter),
+        )),
+        Command::BaseBuild(b) => {
+            Box::pin(base::run_build(config, b, reporter))
+        }
+        // These race interrupts themselves: their cleanup (containers,
+        // networks, a registry tag) must run after the signal, not be
+        // dropped with the work.
+        Command::Verify(v) => return verify::run(config, v, reporter).await,
+        Command::BasePush(p) => {
+            return base::run_push(config, p, reporter).await
         }
     };
     tokio::select! {
