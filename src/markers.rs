@@ -249,8 +249,11 @@ mod tests {
         fn markers_shown_in_code_are_not_markers(
             docs in code_around(),
             more_docs in code_around(),
-            block in free_text(),
-            content in free_text(),
+            // A line starting `<?` or `<div` opens a CommonMark HTML block
+            // that swallows the fences after it: real Markdown, but not
+            // what this property is about.
+            block in free_text().prop_filter("no HTML", |s| !s.contains('<')),
+            content in free_text().prop_filter("no HTML", |s| !s.contains('<')),
         ) {
             let text = format!("{docs}{START}\n{block}{END}\n{more_docs}");
 
