@@ -3,6 +3,9 @@
 use std::io::{IsTerminal, Write};
 
 use imgopt::error::{exit_code_for, is_broken_pipe, ExitCode};
+use tracing::Level;
+use tracing_subscriber::filter::filter_fn;
+use tracing_subscriber::prelude::*;
 use tracing_subscriber::EnvFilter;
 
 fn main() {
@@ -51,16 +54,37 @@ fn init_tracing(verbosity: u8) {
         _ => "imgopt=trace,bollard=debug,info",
     };
     let filter = EnvFilter::try_from_env("IMGOPT_LOG")
-        .unwrap_or_else(|_| EnvFilter::new(default))
-        // bollard traces request bodies, which carry containers' env
-        // (verify's database URLs): never below debug, whatever asked.
-        .add_directive("bollard=debug".parse().expect("a valid directive"));
+        .unwrap_or_else(|_| EnvFilter::new(default));
+    // bollard traces request bodies, which carry containers' environment
+    // (verify's database URLs): its trace level stays off, whatever the
+    // filter asks for.
+    let no_bodies = filter_fn(|meta| {
+        !(*meta.level() == Level::TRACE
+            && meta.target().starts_with("bollard"))
+    });
     let colour = std::io::stderr().is_terminal()
         && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+    let layer = tracing_subscriber::fmt::layer()
+        .with_writer(|| BestEffort(std::io::stderr()))
         .with_ansi(colour)
         .without_time()
-        .init();
+        .with_filter(filter)
+        .with_filter(no_bodies);
+    tracing_subscriber::registry().with(layer).init();
+}
+
+/// A writer that drops what it cannot write: a log line is never worth a
+/// panic or a failed command when stderr is closed or full.
+struct BestEffort<W>(W);
+
+impl<W: Write> Write for BestEffort<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let _ = self.0.write_all(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let _ = self.0.flush();
+        Ok(())
+    }
 }
