@@ -46,7 +46,8 @@ fn finish(result: anyhow::Result<ExitCode>) -> ExitCode {
 }
 
 /// `-vv` turns on debug tracing for imgopt; `IMGOPT_LOG` takes a full
-/// filter (e.g. `IMGOPT_LOG=bollard=trace`), as `RUST_LOG` would.
+/// filter (e.g. `IMGOPT_LOG=imgopt=trace,bollard=debug`), as `RUST_LOG`
+/// would.
 fn init_tracing(verbosity: u8) {
     let default = match verbosity {
         0 | 1 => "warn",
