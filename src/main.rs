@@ -46,22 +46,21 @@ fn finish(result: anyhow::Result<ExitCode>) -> ExitCode {
 }
 
 /// `-vv` turns on debug tracing for imgopt; `IMGOPT_LOG` takes a full
-/// filter (e.g. `IMGOPT_LOG=imgopt=trace,bollard=debug`), as `RUST_LOG`
-/// would.
+/// filter (e.g. `IMGOPT_LOG=imgopt=trace,hyper=debug`), as `RUST_LOG`
+/// would. bollard's debug and trace output stays off (see below).
 fn init_tracing(verbosity: u8) {
     let default = match verbosity {
         0 | 1 => "warn",
         2 => "imgopt=debug,warn",
-        _ => "imgopt=trace,bollard=debug,info",
+        _ => "imgopt=trace,info",
     };
     let filter = EnvFilter::try_from_env("IMGOPT_LOG")
         .unwrap_or_else(|_| EnvFilter::new(default));
-    // bollard traces request bodies, which carry containers' environment
-    // (verify's database URLs): its trace level stays off, whatever the
-    // filter asks for.
+    // bollard logs request and response bodies at debug and trace, and
+    // they carry containers' environment (verify's database URLs): only
+    // its info and above pass, whatever the filter asks for.
     let no_bodies = filter_fn(|meta| {
-        !(*meta.level() == Level::TRACE
-            && meta.target().starts_with("bollard"))
+        !(*meta.level() > Level::INFO && meta.target().starts_with("bollard"))
     });
     let colour = std::io::stderr().is_terminal()
         && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());

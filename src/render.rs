@@ -6,12 +6,15 @@
 //! [`JSON_FORMAT_VERSION`].
 
 use comfy_table::{
-    presets, CellAlignment, ColumnConstraint, ContentArrangement, Table,
+    presets, CellAlignment, ColumnConstraint, ContentArrangement, Table, Width,
 };
 use serde::Serialize;
 
 use crate::engine::EngineInfo;
 use crate::measure::Measurement;
+
+/// The narrowest a wrapping column gets on a narrow terminal.
+const MIN_WRAP_WIDTH: u16 = 16;
 
 /// The version of the `measure --format json` document.
 pub const JSON_FORMAT_VERSION: u32 = 1;
@@ -89,10 +92,29 @@ pub fn finish_table(
             c.set_cell_alignment(CellAlignment::Right);
         }
     }
+    let widest: Vec<u16> = (0..table.column_count())
+        .map(|i| {
+            table
+                .header()
+                .into_iter()
+                .chain(table.row_iter())
+                .filter_map(|row| row.cell_iter().nth(i))
+                .map(|cell| cell.content().chars().count())
+                .max()
+                .unwrap_or(0)
+                .try_into()
+                .unwrap_or(u16::MAX)
+        })
+        .collect();
     for (i, column) in table.column_iter_mut().enumerate() {
-        if !wrapping.contains(&i) {
-            column.set_constraint(ColumnConstraint::ContentWidth);
-        }
+        let constraint = if wrapping.contains(&i) {
+            // Wrap long names, but never down to a letter a line.
+            let floor = widest[i].min(MIN_WRAP_WIDTH);
+            ColumnConstraint::LowerBoundary(Width::Fixed(floor))
+        } else {
+            ColumnConstraint::ContentWidth
+        };
+        column.set_constraint(constraint);
     }
     format!("{table}\n")
 }

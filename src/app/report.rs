@@ -102,21 +102,22 @@ fn updated_text(
     })
 }
 
-/// The chart's path as a Markdown link from the file's directory.
+/// The chart's path as a Markdown link from the file's directory: a
+/// relative path (with `..` where needed), so the link works wherever the
+/// repository is checked out.
 fn link_to(file: &Path, chart: &Path) -> String {
     let absolute = |p: &Path| std::path::absolute(p).ok();
     let dir = file.parent().unwrap_or(Path::new(""));
     let relative = match (absolute(dir), absolute(chart)) {
-        (Some(dir), Some(chart)) => {
-            chart.strip_prefix(&dir).map(Path::to_path_buf).ok()
-        }
+        (Some(dir), Some(chart)) => pathdiff::diff_paths(chart, dir),
         _ => None,
     };
-    // Known limit: a chart outside the file's directory is linked by the
-    // path given, which is right only when both are given from one place.
     let path = relative.unwrap_or_else(|| chart.to_path_buf());
     path.components()
-        .map(|c| c.as_os_str().to_string_lossy())
+        .map(|c| match c {
+            std::path::Component::RootDir => String::new(),
+            other => other.as_os_str().to_string_lossy().into_owned(),
+        })
         .collect::<Vec<_>>()
         .join("/")
 }
@@ -131,4 +132,23 @@ fn prepare_if_changed(
         return Ok(None);
     }
     PendingWrite::prepare(path, text.as_bytes()).map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_chart_link_is_relative_to_the_updated_file() {
+        let link = |file: &str, chart: &str| {
+            link_to(Path::new(file), Path::new(chart))
+        };
+
+        assert_eq!(
+            link("/r/README.md", "/r/docs/sizes.svg"),
+            "docs/sizes.svg"
+        );
+        assert_eq!(link("/r/sub/R.md", "/r/charts/s.svg"), "../charts/s.svg");
+        assert_eq!(link("/r/sub/R.md", "/tmp/s.svg"), "../../tmp/s.svg");
+    }
 }
