@@ -163,22 +163,11 @@ pub struct MeasureDocument<'a> {
     /// Always [`JSON_FORMAT_VERSION`].
     pub format_version: u32,
     /// The engine that measured.
-    pub engine: EngineDocument<'a>,
+    pub engine: &'a EngineInfo,
     /// The name of the baseline image, when one was measured.
     pub baseline: Option<&'a str>,
     /// One entry per image, in the table's order.
     pub images: Vec<ImageDocument<'a>>,
-}
-
-/// The engine part of the JSON document.
-#[derive(Debug, Serialize)]
-pub struct EngineDocument<'a> {
-    /// The address imgopt connected to.
-    pub host: &'a str,
-    /// The engine's version.
-    pub version: &'a str,
-    /// The negotiated API version.
-    pub api_version: &'a str,
 }
 
 /// One image in the JSON document: the measurement and figures derived
@@ -202,11 +191,7 @@ pub fn measurement_json(
 ) -> String {
     let document = MeasureDocument {
         format_version: JSON_FORMAT_VERSION,
-        engine: EngineDocument {
-            host: &engine.host,
-            version: &engine.version,
-            api_version: &engine.api_version,
-        },
+        engine,
         baseline: baseline.map(|b| b.name.as_str()),
         images: measurements
             .iter()

@@ -375,24 +375,13 @@ pub struct Document<'a> {
     /// The run id that labelled every container and network.
     pub run_id: &'a str,
     /// The engine that ran the containers.
-    pub engine: &'a EngineDocument,
+    pub engine: &'a EngineInfo,
     /// Whether Postgres and Redis were the user's (`--external`).
     pub external: bool,
     /// Whether every image passed.
     pub passed: bool,
     /// One entry per image.
     pub images: &'a [VariantReport],
-}
-
-/// The engine part of the JSON document.
-#[derive(Debug, Serialize)]
-pub struct EngineDocument {
-    /// The address imgopt connected to.
-    pub host: String,
-    /// The engine's version.
-    pub version: String,
-    /// The negotiated API version.
-    pub api_version: String,
 }
 
 /// Renders the JSON document, pretty-printed, with a final newline.
@@ -402,15 +391,10 @@ pub fn json(
     external: bool,
     reports: &[VariantReport],
 ) -> String {
-    let engine = EngineDocument {
-        host: engine.host.clone(),
-        version: engine.version.clone(),
-        api_version: engine.api_version.clone(),
-    };
     let document = Document {
         format_version: JSON_FORMAT_VERSION,
         run_id,
-        engine: &engine,
+        engine,
         external,
         passed: reports.iter().all(VariantReport::passed),
         images: reports,

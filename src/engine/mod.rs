@@ -85,8 +85,9 @@ pub struct ImageNotFound {
     pub reference: String,
 }
 
-/// What the engine says about itself.
-#[derive(Debug, Clone, PartialEq)]
+/// What the engine says about itself. Serialized as the `engine` object
+/// of every JSON document.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct EngineInfo {
     /// The address imgopt connected to.
     pub host: String,
